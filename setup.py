@@ -50,7 +50,6 @@ setup(
     maintainer_email="maintainers@vla-stack.invalid",
     description="ROS 2 stack that runs vision-language-action policies safely on lab robots.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [f"{n} = {PACKAGE}.ros.{n}:main" for n in NODES]
         + ["vla-stack = vla_stack.cli:main"],

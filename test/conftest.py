@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 
 # Environment for this process and every node it starts; must be set before rclpy.init().
+from vla_stack.bringup import localhost_dds_environment  # noqa: E402  (ROS-free module)
+
 _LOG_DIR = Path(tempfile.mkdtemp(prefix="vla_stack_test_ros_log_"))
 TEST_ENV = {
     "ROS_DOMAIN_ID": os.environ.get("VLA_STACK_TEST_DOMAIN_ID", str(10 + os.getpid() % 90)),
-    "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-    "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
+    **localhost_dds_environment(),  # shared memory + loopback-only discovery, no multicast
     "MUJOCO_GL": "egl",
     "PYTHONUNBUFFERED": "1",
     "ROS_LOG_DIR": str(_LOG_DIR),
     "RCUTILS_COLORIZED_OUTPUT": "0",
 }
+os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
 os.environ.update(TEST_ENV)
 os.environ.setdefault("HOME", str(_LOG_DIR))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

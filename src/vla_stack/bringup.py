@@ -13,7 +13,8 @@ arguments. Two consumers read it through `load_profile`, so they cannot drift:
 Profile format::
 
     description: one line shown by `vla-stack up --list`
-    environment: {FASTDDS_BUILTIN_TRANSPORTS: LARGE_DATA}   # defaults for every node (env wins)
+    environment: {FASTDDS_BUILTIN_TRANSPORTS: LARGE_DATA}   # defaults for every node (env wins;
+                                                            # $CONFIG = this install's config/)
     nodes:
       - executable: sim_node          # console script / `ros2 run vla_stack <executable>`
         name: sim_node                # node name (default: executable)
@@ -146,7 +147,8 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise ValueError(f"profile {path}: node names must be unique, got {names}")
-    env = {str(k): str(v) for k, v in (data.get("environment", {}) or {}).items()}
+    # `$CONFIG` in environment values stands for this installation's config/ directory
+    env = {str(k): str(v).replace("$CONFIG", str(config_path())) for k, v in (data.get("environment", {}) or {}).items()}
     return Profile(path.stem, str(data.get("description", "")), tuple(nodes), env, path)
 
 
@@ -172,15 +174,27 @@ def node_command(spec: NodeSpec, namespace: str = "", use_sim_time: bool | None 
     return executable_path(spec.executable) + list(spec.arguments) + spec.ros_args(namespace, use_sim_time)
 
 
+def localhost_dds_environment() -> dict[str, str]:
+    """DDS settings for a stack that lives on one machine (simulation, tests, benchmarks).
+
+    Shared-memory transport with large segments (640x480 images arrive whole, best effort
+    loses nothing: bench/transport.py) and discovery on 127.0.0.1 only, no multicast.
+    """
+    return {
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(config_path("dds", "fastdds_localhost_shm.xml")),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT",
+    }
+
+
 def stack_environment(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for stack processes: `base` (default os.environ) plus defaults it lacks.
 
-    Defaults: HOME/ROS_LOG_DIR so rclpy can start, the large-data Fast DDS transport (images above
-    ~512 KB are lost or slow without it), MUJOCO_GL=egl for headless rendering, unbuffered output.
+    Defaults: HOME/ROS_LOG_DIR so rclpy can start, MUJOCO_GL=egl for headless rendering,
+    unbuffered output. DDS transport settings come from the profile's `environment` (the sim
+    profile uses `localhost_dds_environment()`'s values, robot profiles LARGE_DATA).
     """
     env = dict(os.environ if base is None else base)
     defaults = {
-        "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
         "MUJOCO_GL": "egl",
         "PYTHONUNBUFFERED": "1",
         "RCUTILS_COLORIZED_OUTPUT": "0",
