@@ -20,6 +20,7 @@ from sensor_msgs.msg import JointState as JointStateMsg
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vla_stack.core.sensors.calibration import CameraCalibration
 from vla_stack.core.types import ActionChunk, CameraFrame, CameraIntrinsics, JointState, Pose, Wrench
 
 
@@ -189,6 +190,32 @@ def intrinsics_to_camera_info(intr: CameraIntrinsics, stamp: float = 0.0) -> Cam
     return msg
 
 
+def calibration_to_camera_info(calib: CameraCalibration, stamp: float = 0.0) -> CameraInfo:
+    """CameraCalibration (from a camera_calibration YAML) -> CameraInfo with the file's R and P."""
+    msg = intrinsics_to_camera_info(calib.intrinsics, stamp)
+    msg.r = [float(v) for v in calib.rectification.reshape(-1)]
+    msg.p = [float(v) for v in calib.projection.reshape(-1)]
+    return msg
+
+
+def camera_info_to_calibration(msg: CameraInfo, camera_name: str = "camera") -> CameraCalibration:
+    """sensor_msgs/CameraInfo (e.g. from a SetCameraInfo request) -> CameraCalibration.
+
+    Raises MessageError on a malformed K, R or P (wrong length, NaN/inf, non-positive focal length).
+    """
+    intr = camera_info_to_intrinsics(msg)
+    r, p = list(msg.r), list(msg.p)
+    if len(r) != 9 or len(p) != 12 or not all(math.isfinite(v) for v in r + p):
+        raise MessageError(f"camera_info R must be 9 and P 12 finite numbers, got {len(r)} and {len(p)}")
+    if not any(r):  # an all-zero R means "not set" (uncalibrated camera_info)
+        r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    proj = np.asarray(p).reshape(3, 4) if any(p) else None
+    try:
+        return CameraCalibration(camera_name, intr, np.asarray(r).reshape(3, 3), proj)
+    except ValueError as exc:
+        raise MessageError(f"camera_info: {exc}") from exc
+
+
 # ----------------------------------------------------------------------------- joint states
 def joint_state_to_core(msg: JointStateMsg) -> JointState:
     """sensor_msgs/JointState -> JointState. Empty velocity/effort arrays become None.
@@ -316,6 +343,16 @@ def wrench_to_core(msg: WrenchStamped) -> Wrench:
     if not (np.all(np.isfinite(force)) and np.all(np.isfinite(torque))):
         raise MessageError("wrench contains NaN/inf")
     return Wrench(force, torque, stamp_to_seconds(msg.header.stamp), msg.header.frame_id)
+
+
+def raw_wrench_to_core(msg: WrenchStamped) -> Wrench:
+    """geometry_msgs/WrenchStamped -> Wrench WITHOUT the finiteness check.
+
+    For consumers that validate samples themselves and report which component is bad
+    (`vla_stack.core.tactile.wrench_bias`); everyone else uses `wrench_to_core`.
+    """
+    f, t = msg.wrench.force, msg.wrench.torque
+    return Wrench(np.array([f.x, f.y, f.z]), np.array([t.x, t.y, t.z]), stamp_to_seconds(msg.header.stamp), msg.header.frame_id)
 
 
 def wrench_to_msg(w: Wrench) -> WrenchStamped:

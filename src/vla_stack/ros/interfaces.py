@@ -121,6 +121,24 @@ def tactile_force(sensor: str) -> Topic:
     return _sensor(f"tactile/{sensor}/force", WrenchStamped, "tactile summed force", reliable_pub=True)
 
 
+def tactile_contact(sensor: str) -> Topic:
+    """Contact mask of one vision-based tactile sensor: mono8, 255 = contact, same size as its image."""
+    return _sensor(f"tactile/{sensor}/contact", Image, "vision tactile contact mask, mono8")
+
+
+def tactile_status(sensor: str) -> Topic:
+    """Contact estimate of one vision-based tactile sensor, per frame (DiagnosticArray values:
+    in_contact, contact_area_fraction, contact_area_pixels, pressure, pressure_max, load (0..1,
+    uncalibrated), centroid_u/centroid_v (px))."""
+    return _sensor(f"tactile/{sensor}/status", DiagnosticArray, "vision tactile contact estimate", reliable_pub=True)
+
+
+WRENCH_RAW = _sensor(
+    "wrench_raw", WrenchStamped, "raw F/T sensor wrench before bias removal (tactile_node pass-through input)",
+    reliable_pub=True,
+)
+
+
 # --- user -> stack ------------------------------------------------------------------------------
 INSTRUCTION = _event("task/instruction", String, "natural-language task, e.g. 'bring my cup to the tray'")
 FEEDBACK = _event("task/feedback", String, "interjections: stop, wait, continue, not that one, ...")

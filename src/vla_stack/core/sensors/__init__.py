@@ -1,0 +1,1 @@
+"""sensors (ROS-free)."""

@@ -1,0 +1,1 @@
+"""tactile (ROS-free)."""
