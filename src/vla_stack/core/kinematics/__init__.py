@@ -1,0 +1,1 @@
+"""kinematics (ROS-free)."""
