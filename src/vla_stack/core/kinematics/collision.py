@@ -121,7 +121,7 @@ class CollisionChecker:
         """The first pair closer than `margin` at `q` (geometry names), or None."""
         full = self.robot.full_configuration(q)
         pin.computeCollisions(self.model, self.data, self.geom_model, self.geom_data, full, False)
-        for pair, res in zip(self.geom_model.collisionPairs, self.geom_data.collisionResults):
+        for pair, res in zip(self.geom_model.collisionPairs, self.geom_data.collisionResults, strict=True):
             if res.isCollision():
                 return self._names[pair.first], self._names[pair.second]
         return None
