@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
           f"p99 {shipped['latency_ms_p99']:.2f} ms -> target (100 %, p99 < 10 ms) {'MET' if ok else 'NOT MET'}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
-        "benchmark": "transport", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "transport", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "config": {"width": args.width, "height": args.height, "rate_hz": args.rate, "seconds": args.seconds},
         "results": rows, "target_met": ok,

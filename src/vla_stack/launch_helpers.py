@@ -44,6 +44,7 @@ def profile_launch_description(profile_name: str):
     actions += [SetEnvironmentVariable(k, v) for k, v in profile.environment.items()]
     for spec in profile.nodes:
         kwargs = node_kwargs(spec)
-        kwargs["parameters"] = kwargs["parameters"] + [{"use_sim_time": LaunchConfiguration("use_sim_time")}]
+        if "use_sim_time" not in spec.overrides:  # a profile that fixes it (sim nodes) wins
+            kwargs["parameters"] = kwargs["parameters"] + [{"use_sim_time": LaunchConfiguration("use_sim_time")}]
         actions.append(Node(namespace=LaunchConfiguration("namespace"), **kwargs))
     return LaunchDescription(actions)

@@ -205,3 +205,34 @@ def test_scripted_top_down_grasp_lifts_the_mug():
     for other in robot.mug_names():
         if other != mug:
             assert robot.object_pose(other).position[2] < 0.005
+
+
+def test_external_wrench_is_zero_in_free_motion_and_the_mug_weight_when_held():
+    """The compensated wrench the safety controller's contact guard reads: only contact loads."""
+    import numpy as np
+
+    from vla_stack.core.kinematics.robot_model import RobotModel
+    from vla_stack.core.policy.scripted_expert import ScriptedPickPlace, targets_from_ground_truth
+    from vla_stack.core.sim import SceneConfig, SimRobot
+
+    robot = SimRobot(SceneConfig(seed=0))
+    gt = robot.ground_truth()
+    grasp, yaw, place = targets_from_ground_truth(gt, gt["mine"])
+    segments = ScriptedPickPlace(RobotModel.panda()).plan(robot.joint_state().positions[:7], grasp, yaw, place)
+    robot.advance(0.3)
+    free, held = [], None
+    for seg in segments[:4]:  # approach, descend, grasp, lift
+        if seg.chunk is not None:
+            robot.command_trajectory(seg.chunk, receipt_time=robot.time)
+        if seg.gripper_width is not None:
+            robot.command_gripper(seg.gripper_width, seg.gripper_force)
+        end = robot.time + seg.duration + 0.3
+        while robot.time < end:
+            robot.step(10)
+            if seg.name in ("approach", "descend"):
+                free.append(np.linalg.norm(robot.external_wrench().force))
+        held = robot.external_wrench()
+    assert max(free) < 0.5  # raw sensor reads ~10 N (hand weight) here
+    mug_weight = gt["mug_geometry"]["mass"] * 9.81
+    assert held.force[2] == pytest.approx(mug_weight, rel=0.15)  # hand z points down: the load pulls +z
+    assert np.linalg.norm(robot.wrench().force) > 9.0

@@ -24,7 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_stack.bringup import ManagedProcess, NodeSpec, ProcessGroup, load_profile, localhost_dds_environment, node_command
+from vla_stack.bringup import (
+    ManagedProcess,
+    NodeSpec,
+    ProcessGroup,
+    load_profile,
+    localhost_dds_environment,
+    node_command,
+)
+from vla_stack.core.policy.scripted_expert import targets_from_ground_truth
 
 
 @dataclass
@@ -40,20 +48,6 @@ class EpisodeResult:
     duration_s: float = 0.0
     frames: int = 0
     reason: str = ""
-
-
-def _grasp_and_place(gt: dict, mug: str) -> tuple[np.ndarray, float, np.ndarray]:
-    """Grasp point (3,), grasp yaw, place point (3,) for `mug` from the ground-truth dict."""
-    entry = next(m for m in gt["mugs"] if m["name"] == mug)
-    geom = gt["mug_geometry"]
-    bottom = np.asarray(entry["position"], dtype=np.float64)
-    grasp_height = geom["height"] - geom.get("grasp_depth", 0.03)
-    grasp = bottom + np.array([0.0, 0.0, grasp_height])
-    # fingers close across the body, perpendicular to the handle; the gripper is symmetric
-    yaw = (float(entry["yaw"]) + math.pi / 2) % math.pi - math.pi / 2
-    tray = np.asarray(gt["tray"]["position"], dtype=np.float64)
-    place = tray + np.array([0.0, 0.0, grasp_height])
-    return grasp, yaw, place
 
 
 def _in_tray(gt: dict, mug: str) -> bool:
@@ -182,7 +176,7 @@ def run_episode(observer: DemoObserver, index: int, args: argparse.Namespace, wr
             res.reason = "no ground truth from the simulator within 120 s"
             return res
         mine = gt["mine"]
-        grasp, yaw, place = _grasp_and_place(gt, mine)
+        grasp, yaw, place = targets_from_ground_truth(gt, mine)
         log(f"episode {res.episode}: seed {seed}, {len(gt['mugs'])} mugs, mine = {mine} at "
             f"{np.round(grasp, 3).tolist()} m, tray at {np.round(place, 3).tolist()} m")
         spec = NodeSpec("scripted_pick_node", "scripted_pick_node", overrides={"place_position": [float(v) for v in place]})

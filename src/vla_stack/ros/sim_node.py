@@ -65,6 +65,12 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "real_time_factor": (1.0, "sim seconds per wall second the physics is paced to (0.05..50)"),
     "joint_state_rate": (250.0, "rate of joint_states and /clock, Hz of sim time"),
     "sensor_rate": (100.0, "rate of tactile images/forces and the wrist wrench, Hz of sim time"),
+    "wrench_mode": (
+        "external",
+        "what `wrench` carries: 'external' = contact wrench from the environment on hand + fingers "
+        "(like a gravity/inertia-compensated F/T driver or Franka's external wrench estimate; ~0 in free "
+        "motion), 'raw' = the uncompensated wrist sensor (includes the hand's weight and inertia)",
+    ),
     "camera_rate": (15.0, "scene camera rate (colour + depth + camera_info), Hz of sim time; 0 = off"),
     "wrist_camera_rate": (15.0, "wrist camera rate when wrist_camera is true, Hz of sim time"),
     "depth_encoding": ("32FC1", "depth image encoding: 32FC1 (m) or 16UC1 (mm)"),
@@ -144,6 +150,10 @@ class SimNode(Node):
         self.rtf = self._bounded(p, "real_time_factor", 0.05, 50.0)
         self.joint_state_rate = self._bounded(p, "joint_state_rate", 1.0, 2000.0)
         self.sensor_rate = self._bounded(p, "sensor_rate", 1.0, 2000.0)
+        self.wrench_mode = str(p["wrench_mode"])
+        if self.wrench_mode not in ("external", "raw"):
+            log.error(f"parameter wrench_mode={self.wrench_mode!r} rejected (use 'external' or 'raw'); using 'external'")
+            self.wrench_mode = "external"
         self.camera_rate = self._bounded(p, "camera_rate", 0.0, 120.0)
         self.wrist_camera_rate = self._bounded(p, "wrist_camera_rate", 0.0, 120.0)
         self.gt_rate = self._bounded(p, "ground_truth_rate", 0.1, 100.0)
@@ -270,7 +280,8 @@ class SimNode(Node):
             reading = self.robot.tactile(pad)
             img_pub.publish(numpy_to_image(reading.pressure, "32FC1", reading.stamp, reading.frame_id))
             force_pub.publish(wrench_to_msg(Wrench(reading.force, np.zeros(3), reading.stamp, reading.frame_id)))
-        self.wrench_pub.publish(wrench_to_msg(self.robot.wrench()))
+        wrench = self.robot.external_wrench() if self.wrench_mode == "external" else self.robot.wrench()
+        self.wrench_pub.publish(wrench_to_msg(wrench))
 
     def _physics_loop(self) -> None:
         robot, dt = self.robot, self.robot.physics_dt
@@ -307,7 +318,7 @@ class SimNode(Node):
                 wake = wall0 + (min(next_js, next_sensor) - sim0) / self.rtf
                 self._stop.wait(max(0.0, min(wake - time.monotonic(), 0.01)))
         except Exception as exc:  # noqa: BLE001 - a crash here must be visible, not a silent dead thread
-            if not self._stop.is_set():
+            if not self._stop.is_set() and self.context.ok():  # not just the process shutting down
                 self.get_logger().fatal(f"physics thread failed: {exc!r}; shutting down")
                 self._stop.set()
                 rclpy.try_shutdown(context=self.context)

@@ -14,6 +14,7 @@ down) with the fingers closing across the object's `grasp_yaw` axis.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,3 +212,21 @@ class ScriptedPickPlace:
         velocities = (minimum_jerk_rate(s) / duration)[:, None] * (q1 - q0)
         chunk = ActionChunk(self.model.joint_names, s * duration, positions, velocities=velocities)
         return Segment(name, chunk, gripper_width, None, duration)
+
+
+def targets_from_ground_truth(gt: dict, mug: str) -> tuple[np.ndarray, float, np.ndarray]:
+    """Grasp point (3,), grasp yaw (rad) and place point (3,) for `mug` from the simulator's ground truth.
+
+    For evaluation and demonstration only (the stack itself gets its target from grounding):
+    the grasp is `grasp_depth` below the rim, the fingers close across the body perpendicular
+    to the handle (yaw folded into [-pi/2, pi/2): the gripper is symmetric), and the place point
+    holds the mug at the same height above the tray floor.
+    """
+    entry = next(m for m in gt["mugs"] if m["name"] == mug)
+    geom = gt["mug_geometry"]
+    bottom = np.asarray(entry["position"], dtype=np.float64)
+    grasp_height = geom["height"] - geom.get("grasp_depth", 0.03)
+    grasp = bottom + np.array([0.0, 0.0, grasp_height])
+    yaw = (float(entry["yaw"]) + math.pi / 2) % math.pi - math.pi / 2
+    tray = np.asarray(gt["tray"]["position"], dtype=np.float64)
+    return grasp, yaw, tray + np.array([0.0, 0.0, grasp_height])

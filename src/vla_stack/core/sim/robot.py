@@ -89,6 +89,10 @@ class SimRobot:
         self._tcp_site = m.site(scene_mod.TCP_SITE).id
         self._ft_force_adr = m.sensor_adr[m.sensor("ft_force").id]
         self._ft_torque_adr = m.sensor_adr[m.sensor("ft_torque").id]
+        hand = m.body(PANDA_HAND_FRAME).id
+        self._hand_body = hand
+        # bodies whose contacts load the wrist sensor: the hand and everything below it
+        self._hand_subtree = {b for b in range(m.nbody) if self._is_descendant(m, b, hand)}
         self._cameras = {m.camera(i).name: i for i in range(m.ncam)}
         self._camera_size = {scene_mod.SCENE_CAMERA: (config.camera_width, config.camera_height)}
         if config.wrist_camera:
@@ -320,6 +324,43 @@ class SimRobot:
             raise KeyError(f"unknown tactile pad '{pad}' (pads: {list(self._pads)})")
         with self._lock:
             return read_pad(self.model, self.data, self._pads[pad])
+
+    @staticmethod
+    def _is_descendant(m: mujoco.MjModel, body: int, ancestor: int) -> bool:
+        while body > 0:
+            if body == ancestor:
+                return True
+            body = int(m.body_parentid[body])
+        return ancestor == 0
+
+    def external_wrench(self) -> Wrench:
+        """Contact wrench the environment applies to the hand and fingers, in the `panda_hand` frame.
+
+        What a gravity- and inertia-compensated wrist F/T driver reports (franka_ros2's
+        external wrench estimate, or a raw sensor after payload compensation): zero in free
+        motion, about the object's weight while holding it, large when pushing on something.
+        Sum of the MuJoCo contact forces between hand-subtree bodies and everything else;
+        force N, torque N·m about the hand origin.
+        """
+        with self._lock:
+            m, d = self.model, self.data
+            f_world, t_world = np.zeros(3), np.zeros(3)
+            origin = d.xpos[self._hand_body]
+            c6 = np.zeros(6)
+            for i in range(d.ncon):
+                c = d.contact[i]
+                b1, b2 = int(m.geom_bodyid[c.geom1]), int(m.geom_bodyid[c.geom2])
+                in1, in2 = b1 in self._hand_subtree, b2 in self._hand_subtree
+                if in1 == in2:
+                    continue
+                mujoco.mj_contactForce(m, d, i, c6)
+                frame = np.asarray(c.frame).reshape(3, 3)  # rows: normal (geom1 -> geom2), tangents
+                f_on_2 = frame.T @ c6[:3]  # force geom1 exerts on geom2, world axes
+                f = f_on_2 if in2 else -f_on_2
+                f_world += f
+                t_world += np.cross(np.asarray(c.pos) - origin, f)
+            rot = d.xmat[self._hand_body].reshape(3, 3)
+            return Wrench(rot.T @ f_world, rot.T @ t_world, stamp=float(d.time), frame_id=PANDA_HAND_FRAME)
 
     def wrench(self) -> Wrench:
         """Wrist force/torque sensor between flange and hand, in the `panda_hand` frame.
