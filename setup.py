@@ -19,6 +19,9 @@ NODES = [
     "tactile_node",
     "safety_controller_node",
     "scripted_pick_node",
+    "action_expert_node",
+    "planner_node",
+    "recorder_node",
 ]
 
 
@@ -37,7 +40,7 @@ setup(
     version="0.1.0",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={PACKAGE: ["py.typed"]},
+    package_data={PACKAGE: ["py.typed", "policy_checkpoints/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         (os.path.join("share", PACKAGE), ["package.xml"]),

@@ -35,12 +35,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.vla_stack_requirements.sha256"
-want=$(cat requirements.txt requirements-ml.txt requirements-dev.txt requirements-lock.txt setup.py | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-ml.txt requirements-dev.txt requirements-nodeps.txt requirements-lock.txt setup.py | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing Python dependencies (first time: ~3 min, ~4 GB)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -c requirements-lock.txt \
       -r requirements.txt -r requirements-ml.txt -r requirements-dev.txt
+  # openpi-client pins numpy<2 but works with numpy 2: without its dependency list (see the file)
+  "$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
   "$VENV/bin/python" -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 else

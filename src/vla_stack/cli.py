@@ -80,6 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=90.0, help="seconds per episode before it counts as failed (default: 90)")
     demo.add_argument("--verbose", action="store_true", help="show every node's log lines")
     demo.set_defaults(func=_cmd_demo)
+
+    from vla_stack.core.grounding import cli as grounding_cli
+    from vla_stack.ros import record_cli
+
+    enroll = sub.add_parser(
+        "enroll", help="enrol a personal object (reference images -> visual memory), or from the simulator with --from-sim SEED",
+        description=grounding_cli.__doc__.strip().splitlines()[0] if grounding_cli.__doc__ else None,
+    )
+    grounding_cli.add_enroll_arguments(enroll)
+    enroll.set_defaults(func=grounding_cli.enroll_main)
+
+    evalg = sub.add_parser(
+        "eval-grounding", help="evaluate personal-object grounding on simulated look-alike scenes (writes bench/results/grounding.json)",
+    )
+    grounding_cli.add_eval_arguments(evalg)
+    evalg.set_defaults(func=grounding_cli.eval_main)
+
+    record = sub.add_parser("record", help="record ROS 2 topics to an MCAP file (Foxglove opens it)", description=record_cli.DESCRIPTION)
+    record_cli.add_record_arguments(record)
+    record.set_defaults(func=record_cli.record_main)
     return parser
 
 

@@ -150,6 +150,14 @@ GROUNDING_MASK = _sensor("grounding/mask", Image, "mono8 mask of the grounded ob
 GROUNDING_TARGET = _reliable("grounding/target", PoseStamped, "grasp point of the grounded object")
 GROUNDING_INSTRUCTION = _reliable("grounding/instruction", String, "rewritten instruction", latched=True)
 GROUNDING_MARKERS = _reliable("grounding/markers", MarkerArray, "rviz2 markers of the grounded object")
+GROUNDING_EXCLUDE = _reliable(
+    "grounding/exclude", String,
+    "JSON from the planner: object instances grounding must not select for the current task, "
+    '{"exclusions": [{"position": [x, y, z] m, "radius": m}], "frame_id", "object", "instruction", "stamp", '
+    '"reason"}; each message replaces the previous set, an empty list clears it '
+    "(vla_stack.core.planning.task_planner.ExclusionRequest)",
+    latched=True,
+)
 PLANNER_SUBTASK = _reliable("planner/subtask", String, "JSON: skill, arguments, index, status", latched=True)
 PLANNER_LATENT = _reliable("planner/latent", Float32MultiArray, "latent the fast policy conditions on", latched=True)
 ACTION_CHUNK = _reliable(

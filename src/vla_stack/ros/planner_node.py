@@ -1,0 +1,374 @@
+"""planner_node: the slow planner (System 2) as a ROS 2 node around `vla_stack.core.planning.TaskPlanner`.
+
+Subscribes (names from `vla_stack.ros.interfaces`, each overridable as `topics.<key>`):
+- `task/instruction`, `task/feedback` (std_msgs/String): instructions and interjections;
+- `grounding/instruction` (String, latched), `grounding/status` (DiagnosticArray: found /
+  not_found / ambiguous / no_reference), `grounding/target` (PoseStamped, robot base frame);
+- `joint_states` (gripper width from the finger joints, arm pose for go_home);
+- `tactile/<pad>/force` for each pad in `tactile_sensors` (WrenchStamped, z = normal force, N)
+  and `wrench` (wrist F/T): contact and hand-over pull;
+- `grounding/prompted_image` (Image) only with the vlm backend and `vlm.use_image`.
+
+Publishes:
+- `planner/subtask` (String JSON, latched; `Subtask.to_json()`: skill, arguments, index, status, ...)
+  and `planner/latent` (Float32MultiArray, latched, 384 values: embedding of instruction +
+  current subtask) every `publish_period` s and at once on every change;
+- `planner/status` (DiagnosticArray, name "planner") likewise: state, plan, subtask, events;
+- `grounding/exclude` (String JSON, latched) when the user says "not that one" and when a new
+  task clears the exclusions.
+
+Nothing is published on planner/subtask before the first accepted plan: a garbage instruction
+shows up on planner/status only.
+
+Threads: the executor runs the (fast) callbacks and timers; a worker thread loads the model,
+runs the planner backend and computes latents, so embedding never blocks a callback.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from vla_stack.core.planning import (
+    PLANNERS,
+    MonitorConfig,
+    OfflinePlannerConfig,
+    TaskPlanner,
+    TaskPlannerConfig,
+    VlmPlannerConfig,
+)
+from vla_stack.core.planning.backends.base import PlannerBackend
+from vla_stack.core.planning.monitor import grounding_status_from_report
+from vla_stack.ros import interfaces as itf
+from vla_stack.ros.conversions import (
+    MessageError,
+    diagnostics_msg,
+    diagnostics_to_dict,
+    image_to_numpy,
+    joint_state_to_core,
+    numpy_to_float32_array,
+    pose_to_core,
+    wrench_to_core,
+)
+from vla_stack.ros.params import (
+    config_from_parameters,
+    dataclass_parameter_spec,
+    declare_parameters,
+    ros_seconds,
+)
+
+STATUS_TOPIC = itf.status("planner")
+
+NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "backend": ("offline", "planner backend: offline (sentence embeddings, SayCan-style) | vlm (local VLM, JSON plan)"),
+    "publish_period": (1.0, "republish subtask, latent and status every this many s (changes go out at once)"),
+    "step_period": (0.1, "progress-monitor period, s"),
+    "tactile_sensors": (["left", "right"], "fingertip pads: subscribes tactile/<pad>/force (WrenchStamped, z = normal force)"),
+    "topics.instruction": (itf.INSTRUCTION.name, "instruction input (String)"),
+    "topics.feedback": (itf.FEEDBACK.name, "feedback / interjection input (String)"),
+    "topics.grounding_instruction": (itf.GROUNDING_INSTRUCTION.name, "rewritten instruction from grounding (String)"),
+    "topics.grounding_status": (itf.status("grounding").name, "grounding status (DiagnosticArray)"),
+    "topics.grounding_target": (itf.GROUNDING_TARGET.name, "grasp point of the grounded object (PoseStamped)"),
+    "topics.grounding_image": (itf.PROMPTED_IMAGE.name, "prompted image for the vlm backend (Image)"),
+    "topics.grounding_exclude": (itf.GROUNDING_EXCLUDE.name, "exclusion requests to grounding (String JSON)"),
+    "topics.joint_states": (itf.JOINT_STATES.name, "joint states (JointState)"),
+    "topics.wrench": (itf.WRENCH.name, "wrist force/torque (WrenchStamped)"),
+    "topics.subtask": (itf.PLANNER_SUBTASK.name, "current subtask output (String JSON)"),
+    "topics.latent": (itf.PLANNER_LATENT.name, "latent output (Float32MultiArray)"),
+    "topics.status": (STATUS_TOPIC.name, "planner status output (DiagnosticArray)"),
+}
+
+
+def planner_parameter_spec() -> dict[str, tuple[Any, str]]:
+    """Every parameter of the node: node settings, TaskPlannerConfig, monitor.*, offline.*, vlm.*."""
+    return {
+        **NODE_PARAMETERS,
+        **dataclass_parameter_spec(TaskPlannerConfig),
+        **dataclass_parameter_spec(MonitorConfig, prefix="monitor."),
+        **dataclass_parameter_spec(OfflinePlannerConfig, prefix="offline."),
+        **dataclass_parameter_spec(VlmPlannerConfig, skip=("fallback",), prefix="vlm."),
+    }
+
+
+class PlannerNode(Node):
+    """Thin ROS wrapper of `TaskPlanner` (see the module docstring)."""
+
+    def __init__(self, node_name: str = "planner_node") -> None:
+        super().__init__(node_name)
+        log = self.get_logger()
+        values = declare_parameters(self, planner_parameter_spec())
+        self.values = values
+        planner_config = config_from_parameters(TaskPlannerConfig, values, log)
+        monitor_config = config_from_parameters(MonitorConfig, values, log, prefix="monitor.")
+        self.offline_config = config_from_parameters(OfflinePlannerConfig, values, log, prefix="offline.")
+        self.backend_name = str(values["backend"])
+        self.publish_period = self._bounded(values, "publish_period", 0.05, 60.0, 1.0)
+        step_period = self._bounded(values, "step_period", 0.01, 5.0, 0.1)
+        self.backend = self._make_backend(values)
+        self.planner = TaskPlanner(self.backend, planner_config, monitor_config, clock=lambda: ros_seconds(self), logger=log)
+
+        def topic(key: str) -> str:
+            return str(values[f"topics.{key}"])
+
+        # ---- publishers
+        self.subtask_pub = self.create_publisher(itf.PLANNER_SUBTASK.msg_type, topic("subtask"), itf.PLANNER_SUBTASK.pub_qos)
+        self.latent_pub = self.create_publisher(itf.PLANNER_LATENT.msg_type, topic("latent"), itf.PLANNER_LATENT.pub_qos)
+        self.status_pub = self.create_publisher(STATUS_TOPIC.msg_type, topic("status"), STATUS_TOPIC.pub_qos)
+        self.exclude_pub = self.create_publisher(
+            itf.GROUNDING_EXCLUDE.msg_type, topic("grounding_exclude"), itf.GROUNDING_EXCLUDE.pub_qos
+        )
+
+        # ---- subscriptions
+        self.create_subscription(itf.INSTRUCTION.msg_type, topic("instruction"), self._on_instruction, itf.INSTRUCTION.sub_qos)
+        self.create_subscription(itf.FEEDBACK.msg_type, topic("feedback"), self._on_feedback, itf.FEEDBACK.sub_qos)
+        self.create_subscription(
+            itf.GROUNDING_INSTRUCTION.msg_type, topic("grounding_instruction"), self._on_grounding_instruction,
+            itf.GROUNDING_INSTRUCTION.sub_qos,
+        )
+        grounding_status = itf.status("grounding")
+        self.create_subscription(
+            grounding_status.msg_type, topic("grounding_status"), self._on_grounding_status, grounding_status.sub_qos
+        )
+        self.create_subscription(
+            itf.GROUNDING_TARGET.msg_type, topic("grounding_target"), self._on_grounding_target, itf.GROUNDING_TARGET.sub_qos
+        )
+        self.create_subscription(itf.JOINT_STATES.msg_type, topic("joint_states"), self._on_joint_states, itf.JOINT_STATES.sub_qos)
+        self.create_subscription(itf.WRENCH.msg_type, topic("wrench"), self._on_wrench, itf.WRENCH.sub_qos)
+        pads = [str(p).strip().strip("/") for p in (values["tactile_sensors"] or []) if str(p).strip()]
+        for pad in pads:
+            t = itf.tactile_force(pad)
+            self.create_subscription(t.msg_type, t.name, lambda msg, pad=pad: self._on_pad_force(pad, msg), t.sub_qos)
+        if self.backend.name == "vlm" and bool(values.get("vlm.use_image", True)):
+            self.create_subscription(itf.PROMPTED_IMAGE.msg_type, topic("grounding_image"), self._on_image, itf.PROMPTED_IMAGE.sub_qos)
+
+        # ---- worker, timers
+        self._pub_lock = threading.Lock()
+        self._published_version = -1
+        self._published_exclusions = 0
+        self._latent: np.ndarray | None = None
+        self._latent_key: tuple[str, str] | None = None
+        self._model_ready = False
+        self._model_error = ""
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="planner-worker", daemon=True)
+        self._worker.start()
+        self.create_timer(step_period, self._on_step)
+        self.create_timer(self.publish_period, self._on_publish_timer)
+        log.info(
+            f"planner_node: backend '{self.backend.name}', instructions on {topic('instruction')}, feedback on "
+            f"{topic('feedback')}, subtask -> {self.subtask_pub.topic_name}, latent -> {self.latent_pub.topic_name}, "
+            f"pads {pads or 'none'}; loading the planner model in the background"
+        )
+
+    # ------------------------------------------------------------------ setup helpers
+    def _bounded(self, values: dict, name: str, lo: float, hi: float, default: float) -> float:
+        try:
+            v = float(values[name])
+            if lo <= v <= hi:
+                return v
+        except (TypeError, ValueError):
+            pass
+        self.get_logger().error(f"parameter {name}={values[name]!r} rejected (need {lo}..{hi}); using {default}")
+        return default
+
+    def _make_backend(self, values: dict) -> PlannerBackend:
+        log = self.get_logger()
+        offline = PLANNERS.create("offline", config=self.offline_config)
+        if self.backend_name == "offline":
+            return offline
+        if self.backend_name == "vlm":
+            cfg = config_from_parameters(VlmPlannerConfig, values, log, prefix="vlm.")
+            cfg.fallback = self.offline_config
+            try:
+                return PLANNERS.create("vlm", config=cfg, fallback=offline)
+            except (FileNotFoundError, ImportError, OSError, ValueError) as exc:
+                log.error(f"planner_node: vlm backend unavailable ({exc}); using the offline planner instead")
+                self.backend_name = "offline (vlm failed to load)"
+                return offline
+        log.error(f"planner_node: unknown backend '{self.backend_name}' (known: {PLANNERS.names()}); using 'offline'")
+        return offline
+
+    # ------------------------------------------------------------------ callbacks (fast)
+    def _on_instruction(self, msg) -> None:
+        self.get_logger().info(f"instruction: {msg.data[:120]!r}")
+        self.planner.on_instruction(msg.data)
+        self._after_input()
+
+    def _on_feedback(self, msg) -> None:
+        self.get_logger().info(f"feedback: {msg.data[:120]!r}")
+        self.planner.on_feedback(msg.data)
+        self._after_input()
+
+    def _on_grounding_instruction(self, msg) -> None:
+        self.planner.on_grounding_instruction(msg.data)
+        self._after_input()
+
+    def _on_grounding_status(self, msg) -> None:
+        parsed = grounding_status_from_report(diagnostics_to_dict(msg))
+        if parsed is None:
+            self.get_logger().warning("grounding status without a found/not_found/ambiguous status; ignored",
+                                      throttle_duration_sec=5.0)
+            return
+        self.planner.on_grounding_status(*parsed)
+        self._after_input()
+
+    def _on_grounding_target(self, msg) -> None:
+        try:
+            self.planner.on_grounding_target(pose_to_core(msg))
+        except MessageError as exc:
+            self.get_logger().warning(f"grounding target rejected: {exc}; keeping the previous one", throttle_duration_sec=2.0)
+
+    def _on_joint_states(self, msg) -> None:
+        try:
+            problem = self.planner.on_joint_state(joint_state_to_core(msg))
+        except MessageError as exc:
+            problem = f"joint_states rejected: {exc}"
+        if problem:
+            self.get_logger().warning(f"{problem}; progress is judged on the last good values", throttle_duration_sec=2.0)
+
+    def _on_pad_force(self, pad: str, msg) -> None:
+        try:
+            problem = self.planner.on_pad_force(pad, float(wrench_to_core(msg).force[2]))
+        except MessageError as exc:
+            problem = f"tactile force of pad '{pad}' rejected: {exc}"
+        if problem:
+            self.get_logger().warning(problem, throttle_duration_sec=2.0)
+
+    def _on_wrench(self, msg) -> None:
+        try:
+            problem = self.planner.on_wrench(wrench_to_core(msg))
+        except MessageError as exc:
+            problem = f"wrench rejected: {exc}"
+        if problem:
+            self.get_logger().warning(problem, throttle_duration_sec=2.0)
+
+    def _on_image(self, msg) -> None:
+        try:
+            image = image_to_numpy(msg)
+        except MessageError as exc:
+            self.get_logger().warning(f"prompted image rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        if image.ndim == 3 and image.shape[2] >= 3:
+            self.planner.on_image(np.array(image[..., :3]))
+
+    def _after_input(self) -> None:
+        self._wake.set()
+        self._publish_if_changed()
+
+    def _on_step(self) -> None:
+        self.planner.step()
+        if self.planner.has_job():
+            self._wake.set()
+        self._publish_if_changed()
+
+    def _on_publish_timer(self) -> None:
+        self._publish(force=True)
+
+    # ------------------------------------------------------------------ worker (slow)
+    def _work(self) -> None:
+        try:
+            warm = getattr(self.backend, "warm_up", None) or getattr(getattr(self.backend, "fallback", None), "warm_up", None)
+            if warm is not None:
+                warm()
+            self._model_ready = True
+            self.get_logger().info("planner_node: planner model ready")
+        except Exception as exc:  # noqa: BLE001 - report and keep the node alive
+            self._model_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"planner_node: cannot load the planner model ({self._model_error}); nothing will be planned")
+        self._publish(force=True)
+        while not self._stop.is_set():
+            self._wake.wait(0.2)
+            self._wake.clear()
+            if self._stop.is_set() or not self._model_ready:
+                continue
+            job = self.planner.take_job()
+            if job is not None:
+                self.planner.run_job(job)
+                self._publish_if_changed()
+            self._update_latent()
+
+    def _update_latent(self) -> None:
+        key = self.planner.latent_key()
+        if key is None:
+            return
+        text, subtask = key
+        short = (text, subtask.description if subtask is not None else "")
+        if short == self._latent_key:
+            return
+        try:
+            vec = np.asarray(self.backend.latent(text, subtask), dtype=np.float32)
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"latent computation failed ({exc}); keeping the previous latent", throttle_duration_sec=5.0)
+            return
+        self._latent, self._latent_key = vec, short
+        with self._pub_lock:
+            self.latent_pub.publish(numpy_to_float32_array(vec, ["latent"]))
+
+    # ------------------------------------------------------------------ publishing
+    def _publish_if_changed(self) -> None:
+        if self.planner.version != self._published_version:
+            self._publish(force=False)
+            self._wake.set()  # the latent may need recomputing
+
+    def _publish(self, force: bool) -> None:
+        with self._pub_lock:
+            version = self.planner.version
+            if not force and version == self._published_version:
+                return
+            self._published_version = version
+            subtask = self.planner.current_subtask()
+            if subtask is not None:
+                self.subtask_pub.publish(itf.PLANNER_SUBTASK.msg_type(data=subtask.to_json()))
+            if force and self._latent is not None:
+                self.latent_pub.publish(numpy_to_float32_array(self._latent, ["latent"]))
+            if self.planner.exclusion_version != self._published_exclusions:
+                self._published_exclusions = self.planner.exclusion_version
+                self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
+            self.status_pub.publish(self._status_msg())
+
+    def _status_msg(self):
+        status = self.planner.status()
+        level, message = status.level, status.message
+        values = dict(status.values)
+        values["model_ready"] = self._model_ready
+        if not self._model_ready:
+            if self._model_error:
+                level, message = "ERROR", f"planner model failed to load: {self._model_error}"
+            elif status.values["state"] in ("idle", "grounding", "planning"):
+                message = f"loading the planner model; {message}"
+        values["backend"] = self.backend_name
+        return diagnostics_msg("planner", level, message, values, ros_seconds(self))
+
+    def stop(self) -> None:
+        """Stop the worker thread."""
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `ros2 run vla_stack planner_node` / `vla-stack up`."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PlannerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
