@@ -1,0 +1,389 @@
+"""Personal-object memory: the few reference images of each personal object, cut out, with
+their embeddings, its category word and aliases, stored on disk.
+
+Layout (one directory per object under the memory root; default
+`config/personal_objects/`, configurable)::
+
+    <root>/<name>/object.json        name, category, aliases, references, embedding files
+    <root>/<name>/ref_00.png         reference crop (RGB)
+    <root>/<name>/ref_00_mask.png    its object mask (255 = object)
+    <root>/<name>/emb_<hash>.npy     (R, D) float32 embeddings of one embedder version
+
+Embeddings are keyed by the embedder's `version`, so switching embedders (appearance ->
+dinov2) or their parameters recomputes them from the stored crops instead of comparing
+incomparable vectors.
+
+Reference images may be whole photos: the object is cut out using a given mask, the alpha
+channel when present, or else a background model of the image border refined with GrabCut
+(object on a plain, contrasting background). Masks are the reliable way: the simulator's
+reference renders come with exact masks (see `vla_stack.core.grounding.cli`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vla_stack.core.grounding.embedders import Embedder, ObjectCrop, crop_object
+from vla_stack.core.grounding.imageops import (
+    InvalidImage,
+    check_rgb,
+    fill_holes,
+    largest_component,
+    mask_bbox,
+    pad_bbox,
+)
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+"""Allowed object names: letters, digits, '_' and '-', up to 64 characters (safe as a directory name)."""
+
+META_FILE = "object.json"
+FORMAT_VERSION = 1
+
+
+def default_root() -> Path:
+    """`config/personal_objects/` of this installation (source tree or share directory)."""
+    from vla_stack.paths import config_path
+
+    try:
+        return config_path("personal_objects")
+    except FileNotFoundError:
+        from vla_stack.paths import data_home
+
+        return data_home() / "personal_objects"
+
+
+def check_name(name: object) -> str:
+    """`name` if it is a valid object name, else ValueError saying what is allowed."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(
+            f"invalid personal object name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) RGB or (H, W, 4) RGBA uint8; ValueError when unreadable."""
+    import cv2
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"reference image {p} does not exist")
+    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"cannot read image {p} (not an image OpenCV can decode)")
+    if img.dtype == np.uint16:
+        img = (img / 257).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    else:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def segment_reference(image: np.ndarray, grabcut_iterations: int = 3) -> np.ndarray:
+    """(H, W) bool mask of the object in a reference photo.
+
+    RGBA: the alpha channel. RGB: the background is modelled by up to 3 colour modes of the
+    image border (k-means in Lab; a backdrop edge or a horizon gives a second mode); the
+    largest region unlike all modes that does not touch the border seeds GrabCut, which
+    refines the mask inside that region's box. When nothing sensible comes out (< 1 % or
+    > 95 % of the image) the image is taken to be a tight crop and every pixel is object.
+    Works for an object on a plain, contrasting background; pass masks (or RGBA) otherwise.
+    """
+    import cv2
+
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InvalidImage(f"reference image must be (H, W, 3|4) uint8, got {getattr(image, 'shape', type(image))}")
+    if image.shape[2] == 4:
+        alpha = image[:, :, 3] > 127
+        if alpha.any() and not alpha.all():
+            return largest_component(fill_holes(alpha))
+    rgb = check_rgb(image)
+    h, w = rgb.shape[:2]
+    whole = np.ones((h, w), bool)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    b = max(2, min(h, w) // 50)
+    border = np.concatenate(
+        [lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)]
+    )
+    k = min(3, len(border))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
+    _, _, centres = cv2.kmeans(border, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    dist = np.min(np.linalg.norm(lab.reshape(-1, 1, 3) - centres[None], axis=2), axis=1).reshape(h, w)
+    fg = (dist > 14.0).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    best, best_area = 0, 0
+    for i in range(1, n):
+        x, y, ww, hh, area = stats[i]
+        if x == 0 or y == 0 or x + ww == w or y + hh == h:
+            continue  # touches the border: background structure, not the object
+        if area > best_area:
+            best, best_area = i, int(area)
+    if best == 0 or not 0.01 <= best_area / (h * w) <= 0.95:
+        return whole
+    seed = labels == best
+    x0, y0, x1, y1 = pad_bbox(mask_bbox(seed), 0.1, w, h)  # type: ignore[arg-type]
+    gc = np.full((h, w), cv2.GC_BGD, np.uint8)
+    gc[y0:y1, x0:x1] = cv2.GC_PR_BGD
+    gc[seed] = cv2.GC_PR_FGD
+    inner = cv2.erode(seed.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    gc[inner] = cv2.GC_FGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    out = fill_holes(seed)
+    try:
+        cv2.grabCut(np.ascontiguousarray(rgb[:, :, ::-1]), gc, None, bgd, fgd, grabcut_iterations, cv2.GC_INIT_WITH_MASK)
+        refined = largest_component(fill_holes((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)))
+        if np.count_nonzero(refined) >= 0.5 * np.count_nonzero(seed):
+            out = refined
+    except cv2.error as exc:  # GrabCut refuses degenerate colour models; the seed region stands
+        log.debug("GrabCut failed on a reference image (%s); using the colour-difference mask", exc)
+    frac = np.count_nonzero(out) / out.size
+    return out if 0.01 <= frac <= 0.95 else whole
+
+
+@dataclass
+class PersonalObject:
+    """One enrolled personal object.
+
+    Args:
+        name: unique name (directory name).
+        category: category word used for proposals ("cup").
+        aliases: extra phrases that name it in instructions ("Bob", "the blue mug").
+        crops: reference crops with masks.
+        embeddings: embedder version -> (R, D) float32 unit embeddings of `crops`.
+        directory: where it is stored (None for an unsaved object).
+        created: enrolment time, s since the epoch.
+        source: where the references came from ("files", "sim:seed=3", ...).
+    """
+
+    name: str
+    category: str
+    aliases: tuple[str, ...] = ()
+    crops: list[ObjectCrop] = field(default_factory=list)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    directory: Path | None = None
+    created: float = 0.0
+    source: str = ""
+
+
+class PersonalObjectMemory:
+    """Enrol, list, load and remove personal objects under one root directory.
+
+    Args:
+        root: memory directory (created on the first enrolment); None = `default_root()`.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root else default_root()
+        self._cache: dict[str, PersonalObject] = {}
+
+    # ---- queries -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Names of the enrolled objects (sorted)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / META_FILE).is_file() and NAME_RE.match(p.name))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.names()
+
+    def get(self, name: str) -> PersonalObject:
+        """The object `name` (loaded from disk once, then cached). KeyError listing the enrolled names."""
+        check_name(name)
+        if name in self._cache:
+            return self._cache[name]
+        directory = self.root / name
+        meta_path = directory / META_FILE
+        if not meta_path.is_file():
+            raise KeyError(f"no personal object '{name}' in {self.root} (enrolled: {self.names() or 'none'})")
+        obj = self._load(directory)
+        self._cache[name] = obj
+        return obj
+
+    def objects(self) -> list[PersonalObject]:
+        """Every enrolled object (objects that fail to load are logged and skipped)."""
+        out = []
+        for n in self.names():
+            try:
+                out.append(self.get(n))
+            except (ValueError, KeyError, OSError) as exc:
+                log.error("personal object '%s' in %s cannot be loaded (%s); skipping it", n, self.root, exc)
+        return out
+
+    def reference_embeddings(self, name: str, embedder: Embedder) -> np.ndarray:
+        """(R, D) embeddings of `name`'s references by `embedder`, computed and saved when missing."""
+        obj = self.get(name)
+        version = embedder.version
+        if version not in obj.embeddings:
+            obj.embeddings[version] = embedder.embed_crops(obj.crops).astype(np.float32)
+            if obj.directory is not None:
+                try:
+                    self._write_meta(obj)
+                except OSError as exc:
+                    log.warning("cannot store %s embeddings of '%s' (%s); kept in memory only", embedder.name, name, exc)
+        return obj.embeddings[version]
+
+    # ---- changes -------------------------------------------------------------------------
+    def enroll(
+        self,
+        name: str,
+        images: Sequence[np.ndarray | str | Path],
+        category: str,
+        embedder: Embedder,
+        aliases: Sequence[str] = (),
+        masks: Sequence[np.ndarray | None] | None = None,
+        overwrite: bool = False,
+        source: str = "",
+    ) -> PersonalObject:
+        """Enrol (or with `overwrite`, replace) a personal object from reference images.
+
+        Args:
+            name: object name (see NAME_RE).
+            images: RGB/RGBA arrays or image file paths; 1..64 of them.
+            category: category word ("cup"); proposals are made for it.
+            embedder: computes the stored embeddings.
+            aliases: other phrases that name the object in instructions.
+            masks: optional object mask per image (None entries = segment automatically).
+            overwrite: replace an existing object of that name.
+            source: provenance note stored in object.json.
+
+        Returns:
+            The stored PersonalObject.
+
+        Raises:
+            ValueError: bad name/category/image, name taken without `overwrite`.
+            OSError: the memory directory is not writable.
+        """
+        check_name(name)
+        category = category.strip().lower() if isinstance(category, str) else ""
+        if not re.fullmatch(r"[a-z][a-z \-]{0,31}", category):
+            raise ValueError(f"category must be a word like 'cup' or 'water bottle', got {category!r}")
+        if not 1 <= len(images) <= 64:
+            raise ValueError(f"enrolment needs 1..64 reference images, got {len(images)}")
+        if masks is not None and len(masks) != len(images):
+            raise ValueError(f"{len(masks)} masks for {len(images)} images")
+        clean_aliases = tuple(dict.fromkeys(a.strip() for a in aliases if isinstance(a, str) and a.strip()))
+        directory = self.root / name
+        if (directory / META_FILE).exists() and not overwrite:
+            raise ValueError(f"personal object '{name}' already exists in {self.root}; pass overwrite to replace it")
+
+        crops: list[ObjectCrop] = []
+        for i, item in enumerate(images):
+            img = load_image(item) if isinstance(item, (str, Path)) else item
+            if not isinstance(img, np.ndarray):
+                raise ValueError(f"reference {i} is neither an image array nor a path")
+            given = masks[i] if masks is not None else None
+            mask = np.asarray(given, bool) if given is not None else segment_reference(img)
+            try:
+                crops.append(crop_object(img[:, :, :3] if img.ndim == 3 else img, mask, pad=0.05))
+            except InvalidImage as exc:
+                raise ValueError(f"reference {i}: {exc}") from exc
+        obj = PersonalObject(
+            name=name, category=category, aliases=clean_aliases, crops=crops,
+            embeddings={embedder.version: embedder.embed_crops(crops).astype(np.float32)},
+            directory=directory, created=time.time(), source=source or "images",
+        )
+        self._save(obj, overwrite)
+        self._cache[name] = obj
+        log.info("enrolled personal object '%s' (%s) from %d reference image(s) in %s", name, category, len(crops), directory)
+        return obj
+
+    def remove(self, name: str) -> None:
+        """Delete the object `name` and its files. KeyError when it is not enrolled."""
+        check_name(name)
+        directory = self.root / name
+        if not (directory / META_FILE).is_file():
+            raise KeyError(f"no personal object '{name}' in {self.root}")
+        shutil.rmtree(directory)
+        self._cache.pop(name, None)
+
+    # ---- storage -------------------------------------------------------------------------
+    @staticmethod
+    def _emb_file(version: str) -> str:
+        return f"emb_{hashlib.sha1(version.encode()).hexdigest()[:12]}.npy"
+
+    def _save(self, obj: PersonalObject, overwrite: bool) -> None:
+        import cv2
+
+        assert obj.directory is not None
+        tmp = obj.directory.with_name(f".{obj.name}.tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        refs = []
+        for i, crop in enumerate(obj.crops):
+            img_f, mask_f = f"ref_{i:02d}.png", f"ref_{i:02d}_mask.png"
+            if not cv2.imwrite(str(tmp / img_f), np.ascontiguousarray(crop.rgb[:, :, ::-1])):
+                raise OSError(f"cannot write {tmp / img_f}")
+            cv2.imwrite(str(tmp / mask_f), crop.mask.astype(np.uint8) * 255)
+            refs.append({"image": img_f, "mask": mask_f})
+        real_dir = obj.directory
+        obj.directory = tmp
+        self._write_meta(obj, refs)
+        obj.directory = real_dir
+        if real_dir.exists():
+            if not overwrite:
+                shutil.rmtree(tmp)
+                raise ValueError(f"personal object '{obj.name}' already exists")
+            shutil.rmtree(real_dir)
+        tmp.rename(real_dir)
+
+    def _write_meta(self, obj: PersonalObject, refs: list[dict] | None = None) -> None:
+        assert obj.directory is not None
+        if refs is None:
+            refs = [{"image": f"ref_{i:02d}.png", "mask": f"ref_{i:02d}_mask.png"} for i in range(len(obj.crops))]
+        emb = {}
+        for version, arr in obj.embeddings.items():
+            fname = self._emb_file(version)
+            np.save(obj.directory / fname, np.asarray(arr, np.float32))
+            emb[version] = fname
+        meta = {
+            "format": FORMAT_VERSION,
+            "name": obj.name,
+            "category": obj.category,
+            "aliases": list(obj.aliases),
+            "created": obj.created,
+            "source": obj.source,
+            "references": refs,
+            "embeddings": emb,
+        }
+        (obj.directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    def _load(self, directory: Path) -> PersonalObject:
+        import cv2
+
+        meta = json.loads((directory / META_FILE).read_text())
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{directory / META_FILE} has format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        crops = []
+        for ref in meta["references"]:
+            bgr = cv2.imread(str(directory / ref["image"]), cv2.IMREAD_COLOR)
+            m = cv2.imread(str(directory / ref["mask"]), cv2.IMREAD_GRAYSCALE)
+            if bgr is None or m is None or m.shape != bgr.shape[:2]:
+                raise ValueError(f"reference {ref['image']} / {ref['mask']} in {directory} is missing or unreadable")
+            crops.append(ObjectCrop(np.ascontiguousarray(bgr[:, :, ::-1]), m > 127))
+        embeddings = {}
+        for version, fname in meta.get("embeddings", {}).items():
+            arr = np.load(directory / fname)
+            if arr.ndim == 2 and arr.shape[0] == len(crops):
+                embeddings[version] = arr.astype(np.float32)
+        return PersonalObject(
+            name=meta["name"], category=meta["category"], aliases=tuple(meta.get("aliases", ())),
+            crops=crops, embeddings=embeddings, directory=directory,
+            created=float(meta.get("created", 0.0)), source=str(meta.get("source", "")),
+        )

@@ -1,0 +1,579 @@
+"""GroundingPipeline: personal instruction + RGB-D frames -> which object is "mine", its mask,
+a highlighted image, the rewritten instruction and a 3D target.
+
+Stages (each picked by registry name in `GroundingConfig`):
+
+    instruction ──► parse personal references ──► enrolled objects to ground
+    frame ──► detector (proposals of the category) ──► embedder ──► matching vs memory
+          ──► segmenter (mask) ──► tracker (following frames) ──► prompting + 3D target
+
+Detection (detector + embedding + matching + segmentation) runs on the first frame, every
+`redetect_every` frames, and whenever a tracker's confidence drops below
+`redetect_below_confidence` or it loses the object; the frames in between are tracked.
+
+Threading (for a node that keeps tracking at camera rate while detection runs elsewhere):
+`detect()` only reads the configuration, memory and the stage objects, so it may run in a
+worker thread while `track()` runs in the camera callback. `accept_detection()`, `track()`,
+`set_instruction()` and `process()` change the tracking state and belong to one thread.
+`process()` is the synchronous combination (detect when needed, else track).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from vla_stack.core.grounding.embedders import EMBEDDERS, Embedder, ObjectCrop, crop_object
+from vla_stack.core.grounding.imageops import BBox, InvalidImage, check_depth, check_rgb, mask_bbox, mask_iou
+from vla_stack.core.grounding.instruction import ParsedInstruction, parse_instruction
+from vla_stack.core.grounding.matching import MatchConfig, MatchResult, match
+from vla_stack.core.grounding.memory import PersonalObjectMemory
+from vla_stack.core.grounding.prompting import (
+    HighlightStyle,
+    assign_colors,
+    highlight_objects,
+    prompt_instruction,
+)
+from vla_stack.core.grounding.proposals import DETECTORS, Detections, Detector, Proposal
+from vla_stack.core.grounding.segmenters import SEGMENTERS, Segmenter
+from vla_stack.core.grounding.target import TargetConfig, TargetEstimate, estimate_target
+from vla_stack.core.grounding.trackers import TRACKERS, Tracker, associate
+from vla_stack.core.types import CameraIntrinsics, Pose
+
+log = logging.getLogger(__name__)
+
+GroundingStatus = Literal["found", "not_found", "ambiguous", "no_reference"]
+
+
+@dataclass
+class GroundingConfig:
+    """Which backend runs each stage, and how often to re-detect."""
+
+    detector: str = field(default="depth_clusters", metadata={"help": "Proposal backend: depth_clusters | grounding_dino | owlv2"})
+    detector_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "Keyword arguments of the detector"})
+    embedder: str = field(default="appearance", metadata={"help": "Embedding backend: appearance | dinov2"})
+    embedder_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "Keyword arguments of the embedder"})
+    segmenter: str = field(default="depth_refine", metadata={"help": "Mask backend: depth_refine | sam2"})
+    segmenter_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "Keyword arguments of the segmenter"})
+    tracker: str = field(default="optical_flow", metadata={"help": "Tracking backend: optical_flow | sam2"})
+    tracker_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "Keyword arguments of the tracker"})
+    matching: MatchConfig = field(default_factory=MatchConfig, metadata={"help": "Instance matching thresholds"})
+    target: TargetConfig = field(default_factory=TargetConfig, metadata={"help": "3D target estimation"})
+    highlight: HighlightStyle = field(default_factory=HighlightStyle, metadata={"help": "Highlight colours and opacity"})
+    redetect_every: int = field(default=15, metadata={"help": "Re-detect every n frames while tracking (0 = only when unsure)"})
+    redetect_below_confidence: float = field(
+        default=0.4, metadata={"help": "Re-detect when the tracker's confidence drops below this (0..1)"}
+    )
+    association_min_iou: float = field(
+        default=0.3, metadata={"help": "Min IoU for a tracked mask to claim a re-detected proposal"}
+    )
+    memory_root: str = field(default="", metadata={"help": "Personal-object memory directory ('' = config/personal_objects)"})
+    base_frame: str = field(default="base", metadata={"help": "frame_id of targets in the robot base frame"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.matching, dict):
+            self.matching = MatchConfig(**self.matching)
+        if isinstance(self.target, dict):
+            self.target = TargetConfig(**self.target)
+        if isinstance(self.highlight, dict):
+            self.highlight = HighlightStyle(**self.highlight)
+        for reg, name in ((DETECTORS, self.detector), (EMBEDDERS, self.embedder), (SEGMENTERS, self.segmenter),
+                          (TRACKERS, self.tracker)):
+            reg.get(name)  # KeyError with a "did you mean" on a typo
+        if self.redetect_every < 0:
+            raise ValueError(f"redetect_every must be >= 0, got {self.redetect_every}")
+        if not 0.0 <= self.redetect_below_confidence <= 1.0:
+            raise ValueError(f"redetect_below_confidence must be in 0..1, got {self.redetect_below_confidence}")
+        if not 0.0 < self.association_min_iou <= 1.0:
+            raise ValueError(f"association_min_iou must be in (0, 1], got {self.association_min_iou}")
+
+
+@dataclass
+class GroundingFrame:
+    """One camera observation.
+
+    Args:
+        rgb: (H, W, 3) uint8.
+        depth: (H, W) aligned depth (float32 m or uint16 mm), or None.
+        intrinsics: camera model of rgb/depth, or None.
+        camera_pose: T_base_camera (Pose of the optical frame in the base frame, or 4x4), or None.
+        stamp: capture time, s.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray | None = None
+    intrinsics: CameraIntrinsics | None = None
+    camera_pose: Pose | np.ndarray | None = None
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """Match score of one proposal against one personal object."""
+
+    bbox: BBox
+    score: float
+    votes: int
+
+
+@dataclass
+class ObjectGrounding:
+    """Grounding of one personal object in one frame.
+
+    Args:
+        name, category: the enrolled object.
+        color: highlight colour word assigned to it.
+        status: "found", "not_found" or "ambiguous".
+        mask: (H, W) bool (empty unless found).
+        bbox: box of the mask (found) or of the best candidate (ambiguous), else None.
+        score: ensemble score of the chosen/best candidate (NaN without candidates).
+        candidates: score of every proposal of this frame (detection frames only).
+        runner_up: the second candidate when ambiguous.
+        reason: why this status, for logs and the status topic.
+        source: "detection" or "tracking".
+        tracking_confidence: tracker confidence (tracking frames), else 1 after a detection.
+        target: 3D target (found with depth), else None.
+    """
+
+    name: str
+    category: str
+    color: str
+    status: Literal["found", "not_found", "ambiguous"]
+    mask: np.ndarray
+    bbox: BBox | None = None
+    score: float = float("nan")
+    candidates: list[CandidateScore] = field(default_factory=list)
+    runner_up: CandidateScore | None = None
+    reason: str = ""
+    source: str = "detection"
+    tracking_confidence: float = 0.0
+    target: TargetEstimate | None = None
+
+
+@dataclass
+class DetectionOutcome:
+    """Result of `GroundingPipeline.detect` for one frame (input to `accept_detection`)."""
+
+    frame: GroundingFrame
+    detections: Detections
+    objects: list[ObjectGrounding]
+    timings: dict[str, float]
+
+
+@dataclass
+class GroundingResult:
+    """Everything the grounding stage publishes for one frame.
+
+    Args:
+        status: overall: "no_reference" (nothing personal to ground), else "ambiguous" if any
+            object is ambiguous, "not_found" if any is not found, else "found".
+        instruction: original instruction text ("" when none).
+        rewritten_instruction: instruction with the highlighted objects' phrases rewritten.
+        objects: per personal object groundings, in instruction order.
+        highlighted: (H, W, 3) uint8 image with every found object highlighted.
+        mask: (H, W) bool union of the found objects' masks.
+        mode: "detect" or "track" (what produced this frame's masks), or "none".
+        timings: seconds: detection_s, tracking_s, target_s, prompting_s, total_s (those that ran).
+        stamp: the frame's stamp, s.
+        reason: explanation of the overall status.
+    """
+
+    status: GroundingStatus
+    instruction: str
+    rewritten_instruction: str
+    objects: list[ObjectGrounding]
+    highlighted: np.ndarray
+    mask: np.ndarray
+    mode: str
+    timings: dict[str, float]
+    stamp: float = 0.0
+    reason: str = ""
+
+    def primary(self) -> ObjectGrounding | None:
+        """The first personal object of the instruction (None without one)."""
+        return self.objects[0] if self.objects else None
+
+    @property
+    def bbox(self) -> BBox | None:
+        """Box of the first object (None without one)."""
+        p = self.primary()
+        return p.bbox if p else None
+
+    @property
+    def target(self) -> TargetEstimate | None:
+        """3D target of the first object (None when not found or without depth)."""
+        p = self.primary()
+        return p.target if p else None
+
+    @property
+    def scores(self) -> list[CandidateScore]:
+        """Candidate scores of the first object."""
+        p = self.primary()
+        return p.candidates if p else []
+
+
+@dataclass
+class _Track:
+    name: str
+    category: str
+    color: str
+    tracker: Tracker
+    frames_since_detection: int = 0
+    confidence: float = 0.0
+    last: ObjectGrounding | None = None
+
+
+def select_generic(detections: Detections) -> int | None:
+    """Index of the proposal a generic (no personal memory) grounder picks: the highest
+    detector score, ties broken by the larger mask/box. None without proposals."""
+    if not detections.proposals:
+        return None
+
+    def key(i: int) -> tuple[float, int]:
+        p = detections.proposals[i]
+        area = int(np.count_nonzero(p.mask)) if p.mask is not None else (p.bbox[2] - p.bbox[0]) * (p.bbox[3] - p.bbox[1])
+        return (p.score, area)
+
+    return max(range(len(detections.proposals)), key=key)
+
+
+class GroundingPipeline:
+    """Personalised grounding (VAP) of instructions in camera frames.
+
+    Args:
+        config: GroundingConfig (backends by registry name, thresholds).
+        memory: the personal-object memory; default `PersonalObjectMemory(config.memory_root or None)`.
+        detector, embedder, segmenter: ready stage objects overriding the registry names
+            (tests, or sharing one loaded model between pipelines).
+    """
+
+    def __init__(
+        self,
+        config: GroundingConfig | None = None,
+        memory: PersonalObjectMemory | None = None,
+        detector: Detector | None = None,
+        embedder: Embedder | None = None,
+        segmenter: Segmenter | None = None,
+    ) -> None:
+        self.config = config or GroundingConfig()
+        cfg = self.config
+        self.memory = memory if memory is not None else PersonalObjectMemory(cfg.memory_root or None)
+        self.detector: Detector = detector or DETECTORS.create(cfg.detector, **cfg.detector_args)
+        self.embedder: Embedder = embedder or EMBEDDERS.create(cfg.embedder, **cfg.embedder_args)
+        self.segmenter: Segmenter = segmenter or SEGMENTERS.create(cfg.segmenter, **cfg.segmenter_args)
+        self._parsed: ParsedInstruction | None = None
+        self._tracks: list[_Track] = []
+        self._references: dict[str, np.ndarray] = {}
+        self._table_plane: np.ndarray | None = None
+
+    # ---- instruction ---------------------------------------------------------------------
+    def set_instruction(self, text: object) -> ParsedInstruction:
+        """Parse a new instruction and ground its personal objects from the next frame on.
+
+        Never raises on bad text: an invalid instruction clears the targets, and its reason
+        shows up in the next result.
+        """
+        objects = self.memory.objects()
+        parsed = parse_instruction(text, objects)
+        self._parsed = parsed
+        self.set_targets(parsed.object_names if parsed.valid else [])
+        if not parsed.valid:
+            log.warning("instruction rejected: %s (%r)", parsed.reason, parsed.original[:80])
+        for ref in parsed.references:
+            if not ref.resolved:
+                log.info("personal reference '%s' not grounded: %s", ref.text, ref.reason)
+        return parsed
+
+    def set_targets(self, names: list[str]) -> None:
+        """Ground exactly these enrolled objects (instruction order); trackers of others are dropped."""
+        colors = assign_colors(names, self.config.highlight)
+        old = {t.name: t for t in self._tracks}
+        tracks = []
+        for name in names:
+            obj = self.memory.get(name)
+            if name not in self._references:
+                self._references[name] = self.memory.reference_embeddings(name, self.embedder)
+            t = old.get(name) or _Track(name, obj.category, colors[name], self._make_tracker())
+            t.color = colors[name]
+            tracks.append(t)
+        self._tracks = tracks
+
+    def reload_memory(self) -> None:
+        """Forget cached reference embeddings (call after enrolling or removing objects)."""
+        self.memory = PersonalObjectMemory(self.memory.root)
+        self._references.clear()
+        if self._parsed is not None:
+            self.set_instruction(self._parsed.original)
+
+    def reset(self) -> None:
+        """Drop all tracks (the next frame is a detection frame)."""
+        for t in self._tracks:
+            t.tracker.reset()
+            t.last = None
+            t.frames_since_detection = 0
+
+    def _make_tracker(self) -> Tracker:
+        return TRACKERS.create(self.config.tracker, **self.config.tracker_args)
+
+    @property
+    def target_names(self) -> list[str]:
+        """Personal objects being grounded, in instruction order."""
+        return [t.name for t in self._tracks]
+
+    # ---- detection -----------------------------------------------------------------------
+    def needs_detection(self) -> bool:
+        """True when the next frame should be a detection frame (no track, periodic, unsure)."""
+        cfg = self.config
+        for t in self._tracks:
+            if not t.tracker.active or t.last is None or t.last.status != "found":
+                return True
+            if cfg.redetect_every and t.frames_since_detection + 1 >= cfg.redetect_every:
+                return True
+            if t.confidence < cfg.redetect_below_confidence:
+                return True
+        return False
+
+    def detect(self, frame: GroundingFrame) -> DetectionOutcome:
+        """Propose, embed, match and segment every target object in `frame` (thread-safe, see module doc)."""
+        t0 = time.perf_counter()
+        rgb = check_rgb(frame.rgb)
+        depth = self._usable_depth(frame, rgb.shape[:2])
+        tracks = list(self._tracks)
+        categories = list(dict.fromkeys(t.category for t in tracks)) or ["object"]
+        reason = ""
+        try:
+            detections = self.detector.detect(rgb, depth, frame.intrinsics, categories)
+        except InvalidImage as exc:
+            detections, reason = Detections([], None, str(exc)), str(exc)
+        t_det = time.perf_counter()
+        props = detections.proposals
+        crops: list[ObjectCrop] = []
+        ok_idx: list[int] = []
+        for i, p in enumerate(props):
+            try:
+                crops.append(crop_object(rgb, p.mask, p.bbox))
+                ok_idx.append(i)
+            except InvalidImage:
+                continue
+        emb = self.embedder.embed_crops(crops) if crops else np.zeros((0, 1), np.float32)
+        t_emb = time.perf_counter()
+        shape = rgb.shape[:2]
+        outcomes: list[ObjectGrounding] = []
+        taken: list[int] = []
+        for t in tracks:
+            refs = self._references[t.name]
+            if not ok_idx:
+                why = detections.reason or reason or "no candidate objects in view"
+                outcomes.append(ObjectGrounding(t.name, t.category, t.color, "not_found", np.zeros(shape, bool),
+                                                reason=why))
+                continue
+            res = match(emb, refs, self.config.matching, excluded=[ok_idx.index(i) for i in taken if i in ok_idx])
+            outcomes.append(self._grounding_from_match(t, res, [props[i] for i in ok_idx], ok_idx, rgb, depth, frame,
+                                                       detections, taken))
+        t_end = time.perf_counter()
+        timings = {
+            "detection_s": t_end - t0,
+            "proposal_s": t_det - t0,
+            "embedding_s": t_emb - t_det,
+            "matching_segmentation_s": t_end - t_emb,
+        }
+        return DetectionOutcome(frame, detections, outcomes, timings)
+
+    def _grounding_from_match(
+        self, t: _Track, res: MatchResult, props: list[Proposal], idx: list[int], rgb: np.ndarray,
+        depth: np.ndarray | None, frame: GroundingFrame, detections: Detections, taken: list[int],
+    ) -> ObjectGrounding:
+        shape = rgb.shape[:2]
+        cands = [CandidateScore(p.bbox, float(s), int(v)) for p, s, v in zip(props, res.scores, res.votes, strict=True)]
+        empty = np.zeros(shape, bool)
+        if res.status == "found" and res.index is not None:
+            p = props[res.index]
+            mask = self.segmenter.segment(rgb, depth, frame.intrinsics, p, detections.table_plane)
+            if not mask.any():
+                return ObjectGrounding(t.name, t.category, t.color, "not_found", empty, p.bbox, res.best_score, cands,
+                                       reason="matched candidate has an empty mask")
+            taken.append(idx[res.index])
+            return ObjectGrounding(t.name, t.category, t.color, "found", mask, mask_bbox(mask), res.best_score, cands,
+                                   cands[res.runner_up] if res.runner_up is not None else None, res.reason,
+                                   "detection", 1.0)
+        if res.status == "ambiguous" and res.index is not None:
+            runner = cands[res.runner_up] if res.runner_up is not None else None
+            # Temporal evidence: if one of the two is the object tracked since a confident
+            # detection, keep it (the other is the look-alike that just came close).
+            if t.tracker.active and t.last is not None and t.last.status == "found" and t.last.mask.shape == shape:
+                pair = [res.index] + ([res.runner_up] if res.runner_up is not None else [])
+                j = associate(t.last.mask, [props[k].mask for k in pair], self.config.association_min_iou)
+                if j is not None:
+                    k = pair[j]
+                    mask = self.segmenter.segment(rgb, depth, frame.intrinsics, props[k], detections.table_plane)
+                    if mask.any():
+                        taken.append(idx[k])
+                        return ObjectGrounding(
+                            t.name, t.category, t.color, "found", mask, mask_bbox(mask), cands[k].score, cands, runner,
+                            f"{res.reason}; kept the candidate tracked since the last confident detection",
+                            "detection", 1.0)
+            return ObjectGrounding(t.name, t.category, t.color, "ambiguous", empty, props[res.index].bbox,
+                                   res.best_score, cands, runner, res.reason)
+        return ObjectGrounding(t.name, t.category, t.color, "not_found", empty, None, res.best_score, cands,
+                               reason=res.reason)
+
+    def accept_detection(self, outcome: DetectionOutcome) -> None:
+        """Adopt a detection: (re)start the trackers of found objects on the detection's frame."""
+        rgb = check_rgb(outcome.frame.rgb)
+        if outcome.detections.table_plane is not None:
+            self._table_plane = outcome.detections.table_plane
+        by_name = {o.name: o for o in outcome.objects}
+        for t in self._tracks:
+            og = by_name.get(t.name)
+            if og is None:
+                continue
+            t.last = og
+            t.frames_since_detection = 0
+            if og.status == "found":
+                t.tracker.init(rgb, og.mask)
+                t.confidence = 1.0
+            else:
+                t.tracker.reset()
+                t.confidence = 0.0
+
+    # ---- tracking ------------------------------------------------------------------------
+    def track(self, frame: GroundingFrame) -> list[ObjectGrounding]:
+        """Follow every found object into `frame`; objects the tracker loses become not_found."""
+        rgb = check_rgb(frame.rgb)
+        shape = rgb.shape[:2]
+        out = []
+        for t in self._tracks:
+            t.frames_since_detection += 1
+            if not t.tracker.active or t.last is None or t.last.status != "found":
+                last = t.last
+                out.append(ObjectGrounding(t.name, t.category, t.color, last.status if last else "not_found",
+                                           np.zeros(shape, bool), last.bbox if last else None,
+                                           last.score if last else float("nan"), [], last.runner_up if last else None,
+                                           last.reason if last else "not detected yet", "tracking", 0.0))
+                continue
+            state = t.tracker.update(rgb)
+            t.confidence = state.confidence
+            if state.lost:
+                og = ObjectGrounding(t.name, t.category, t.color, "not_found", np.zeros(shape, bool), None,
+                                     reason="tracker lost the object; re-detecting", source="tracking")
+            else:
+                og = ObjectGrounding(t.name, t.category, t.color, "found", state.mask, state.bbox, t.last.score, [],
+                                     None, "tracked", "tracking", state.confidence)
+            t.last = og
+            out.append(og)
+        return out
+
+    # ---- one frame, synchronous ----------------------------------------------------------
+    def process(self, frame: GroundingFrame, force_detection: bool = False) -> GroundingResult:
+        """Ground the current instruction in `frame` (detect when needed, else track).
+
+        Raises:
+            InvalidImage: the colour image is unusable (empty, wrong shape/dtype). A missing or
+                malformed depth image is not an error: it is ignored (detectors that need
+                depth then report why nothing was found).
+        """
+        t0 = time.perf_counter()
+        rgb = check_rgb(frame.rgb)
+        timings: dict[str, float] = {}
+        if not self._tracks:
+            return self._no_reference(rgb, frame.stamp, t0)
+        mode = "track"
+        objects: list[ObjectGrounding] = []
+        if force_detection or self.needs_detection():
+            mode = "detect"
+        else:
+            t1 = time.perf_counter()
+            objects = self.track(frame)
+            timings["tracking_s"] = time.perf_counter() - t1
+            if any(o.status != "found" for o in objects) or self.needs_detection_now():
+                mode = "detect"
+        if mode == "detect":
+            outcome = self.detect(frame)
+            self.accept_detection(outcome)
+            timings.update(outcome.timings)
+            objects = outcome.objects
+        return self._finish(frame, rgb, objects, mode, timings, t0)
+
+    def needs_detection_now(self) -> bool:
+        """True when a tracker's confidence fell below the re-detection threshold this frame."""
+        return any(t.confidence < self.config.redetect_below_confidence for t in self._tracks)
+
+    def result_from_tracking(self, frame: GroundingFrame, objects: list[ObjectGrounding], tracking_s: float) -> GroundingResult:
+        """Build the published result of a `track()` step (for nodes that call track() directly)."""
+        return self._finish(frame, check_rgb(frame.rgb), objects, "track", {"tracking_s": tracking_s}, time.perf_counter() - tracking_s)
+
+    def _finish(self, frame: GroundingFrame, rgb: np.ndarray, objects: list[ObjectGrounding], mode: str,
+                timings: dict[str, float], t0: float) -> GroundingResult:
+        cfg = self.config
+        depth = self._usable_depth(frame, rgb.shape[:2])
+        t1 = time.perf_counter()
+        if depth is not None and frame.intrinsics is not None:
+            up = None
+            if frame.camera_pose is None and self._table_plane is not None:
+                up = self._table_plane[:3]
+            for o in objects:
+                if o.status == "found":
+                    try:
+                        o.target = estimate_target(o.mask, depth, frame.intrinsics, frame.camera_pose, up, cfg.target,
+                                                   frame.stamp, cfg.base_frame)
+                    except ValueError as exc:
+                        log.warning("no 3D target for '%s': %s", o.name, exc)
+        t2 = time.perf_counter()
+        found = [o for o in objects if o.status == "found"]
+        masks = {o.name: o.mask for o in found}
+        colors = {t.name: t.color for t in self._tracks}
+        highlighted = highlight_objects(rgb, masks, colors, cfg.highlight)
+        parsed = self._parsed
+        rewritten = prompt_instruction(parsed, colors, [o.name for o in found]) if parsed is not None else ""
+        union = np.zeros(rgb.shape[:2], bool)
+        for m in masks.values():
+            union |= m
+        t3 = time.perf_counter()
+        timings["target_s"] = t2 - t1
+        timings["prompting_s"] = t3 - t2
+        timings["total_s"] = t3 - t0
+        if any(o.status == "ambiguous" for o in objects):
+            status: GroundingStatus = "ambiguous"
+        elif any(o.status == "not_found" for o in objects):
+            status = "not_found"
+        else:
+            status = "found"
+        reason = "; ".join(f"{o.name}: {o.status} ({o.reason})" for o in objects)
+        return GroundingResult(status, parsed.text if parsed else "", rewritten, objects, highlighted, union, mode,
+                               timings, frame.stamp, reason)
+
+    def _no_reference(self, rgb: np.ndarray, stamp: float, t0: float) -> GroundingResult:
+        parsed = self._parsed
+        if parsed is None:
+            reason, text, rewritten = "no instruction yet", "", ""
+        elif not parsed.valid:
+            reason, text, rewritten = f"instruction rejected: {parsed.reason}", parsed.text, ""
+        elif parsed.references:
+            why = "; ".join(f"'{r.text}': {r.reason}" for r in parsed.references if not r.resolved)
+            reason, text, rewritten = f"no enrolled object to ground ({why})", parsed.text, parsed.text
+        else:
+            reason, text, rewritten = "instruction has no personal reference; nothing to ground", parsed.text, parsed.text
+        return GroundingResult("no_reference", text, rewritten, [], rgb.copy(), np.zeros(rgb.shape[:2], bool), "none",
+                               {"total_s": time.perf_counter() - t0}, stamp, reason)
+
+    @staticmethod
+    def _usable_depth(frame: GroundingFrame, shape: tuple[int, int]) -> np.ndarray | None:
+        if frame.depth is None:
+            return None
+        try:
+            return check_depth(frame.depth, shape)
+        except InvalidImage as exc:
+            log.warning("ignoring the depth image: %s", exc)
+            return None
+
+
+def ground_iou(result: GroundingResult, truth: np.ndarray, name: str | None = None) -> float:
+    """IoU of an object's mask in `result` with a ground-truth mask (0 when it is not found)."""
+    for o in result.objects:
+        if name is None or o.name == name:
+            return mask_iou(o.mask, truth) if o.status == "found" else 0.0
+    return 0.0

@@ -1,0 +1,234 @@
+"""GroundingPipeline end to end on synthetic RGB-D scenes (offline backends): found, tracked,
+not found, ambiguous, several objects, no reference, bad input."""
+
+import numpy as np
+import pytest
+from grounding_synthetic import Cylinder, default_intrinsics, dots, look_at, render, stripes
+
+from vla_stack.core.grounding.embedders import AppearanceEmbedder, crop_object
+from vla_stack.core.grounding.imageops import InvalidImage, mask_iou
+from vla_stack.core.grounding.matching import MatchConfig, calibrate_threshold, cosine_matrix, ensemble_scores
+from vla_stack.core.grounding.memory import PersonalObjectMemory
+from vla_stack.core.grounding.pipeline import (
+    GroundingConfig,
+    GroundingFrame,
+    GroundingPipeline,
+    select_generic,
+)
+from vla_stack.core.grounding.proposals import DepthClusterDetector
+
+BASE, ACCENT = (226, 214, 196), (176, 70, 46)
+MINE = dots(BASE, ACCENT)
+LOOKALIKES = [stripes(BASE, ACCENT, n=4), stripes(BASE, ACCENT, n=6, vertical=True)]
+INTR = default_intrinsics()
+
+
+def camera(shift=0.0):
+    return look_at([1.15, shift, 0.65], [0.45, shift, 0.02])
+
+
+def refs_of(texture, n=4):
+    views, masks = [], []
+    intr = default_intrinsics(160, 160, 40.0)
+    for i in range(n):
+        az = 2 * np.pi * i / n + 0.3
+        pos = [0.3 * np.cos(az), 0.3 * np.sin(az), 0.17]
+        rgb, _, lab = render([Cylinder(0, 0, texture=texture)], look_at(pos, [0, 0, 0.045]), intr,
+                             table_color=(120, 120, 125), table_center=(0, 0), table_half=(2, 2), seed=i)
+        views.append(rgb)
+        masks.append(lab == 2)
+    return views, masks
+
+
+def scene(cylinders, shift=0.0, light=1.0, seed=0):
+    rgb, depth, labels = render(cylinders, camera(shift), INTR, light=light, seed=seed)
+    return GroundingFrame(rgb, depth, INTR, camera(shift), stamp=float(seed)), labels
+
+
+@pytest.fixture(scope="module")
+def memory(tmp_path_factory):
+    mem = PersonalObjectMemory(tmp_path_factory.mktemp("personal_objects"))
+    emb = AppearanceEmbedder()
+    views, masks = refs_of(MINE)
+    mem.enroll("my_mug", views, "cup", emb, masks=masks, aliases=["the dotty one"])
+    pv, pm = refs_of(stripes((60, 120, 200), (240, 240, 240), n=2), n=2)
+    mem.enroll("my_plate", pv, "plate", emb, masks=pm)
+    return mem
+
+
+@pytest.fixture(scope="module")
+def threshold(memory):
+    """Accept threshold calibrated on a separate synthetic calibration scene (other layout and light)."""
+    emb = AppearanceEmbedder()
+    refs = memory.reference_embeddings("my_mug", emb)
+    pos, neg = [], []
+    for k, (x, y) in enumerate([(0.55, 0.05), (0.42, -0.12)]):
+        cyls = [Cylinder(x, y, texture=MINE, yaw=1.0 + k)] + [
+            Cylinder(0.40 + 0.1 * j, 0.18 - 0.36 * j, texture=t, yaw=0.5 * j) for j, t in enumerate(LOOKALIKES)
+        ]
+        frame, labels = scene(cyls, light=0.9 + 0.1 * k, seed=50 + k)
+        props = DepthClusterDetector().detect(frame.rgb, frame.depth, INTR, ["cup"]).proposals
+        s = ensemble_scores(cosine_matrix(emb.embed_crops([crop_object(frame.rgb, p.mask) for p in props]), refs), 2)
+        for p, score in zip(props, s, strict=True):
+            (pos if mask_iou(p.mask, labels == 2) > 0.5 else neg).append(score)
+    assert len(pos) == 2 and len(neg) == 4
+    return calibrate_threshold(pos, neg, 0.0)
+
+
+def make_pipeline(memory, threshold, **kw):
+    cfg = GroundingConfig(matching=MatchConfig(accept_threshold=threshold, ambiguity_margin=kw.pop("margin", 0.005)), **kw)
+    return GroundingPipeline(cfg, memory)
+
+
+TEST_LAYOUT = [
+    Cylinder(0.50, 0.02, texture=MINE, yaw=2.5),
+    Cylinder(0.40, -0.17, texture=LOOKALIKES[0], yaw=0.2),
+    Cylinder(0.42, 0.17, texture=LOOKALIKES[1], yaw=1.1),
+]
+
+
+def test_finds_highlights_rewrites_and_locates_my_cup(memory, threshold):
+    pipe = make_pipeline(memory, threshold)
+    parsed = pipe.set_instruction("bring my cup to the tray")
+    assert parsed.object_names == ["my_mug"]
+    frame, labels = scene(TEST_LAYOUT, seed=1)
+    res = pipe.process(frame)
+    assert res.status == "found", res.reason
+    assert res.mode == "detect"
+    truth = labels == 2
+    assert mask_iou(res.mask, truth) > 0.8
+    assert res.rewritten_instruction == "bring the red-highlighted cup to the tray"
+    changed = np.any(res.highlighted != frame.rgb, axis=2)
+    assert changed[truth].mean() > 0.9 and changed[labels == 3].sum() == 0
+    assert len(res.scores) == 3
+    best = max(res.scores, key=lambda c: c.score)
+    assert best.score == res.objects[0].score
+    g = res.target.grasp_base
+    np.testing.assert_allclose(g.position[:2], [0.50, 0.02], atol=0.01)
+    assert res.target.grasp_camera.frame_id == INTR.frame_id
+    assert {"detection_s", "proposal_s", "embedding_s", "target_s", "prompting_s", "total_s"} <= set(res.timings)
+
+
+def test_tracks_between_detections_and_redetects_periodically(memory, threshold):
+    pipe = make_pipeline(memory, threshold, redetect_every=3)
+    pipe.set_instruction("bring my cup to the tray")
+    modes = []
+    for k in range(5):
+        frame, labels = scene(TEST_LAYOUT, shift=0.004 * k, seed=10 + k)
+        res = pipe.process(frame)
+        modes.append(res.mode)
+        assert res.status == "found", (k, res.reason)
+        assert mask_iou(res.mask, labels == 2) > 0.7, k
+        if res.mode == "track":
+            assert "tracking_s" in res.timings and res.objects[0].source == "tracking"
+    assert modes == ["detect", "track", "track", "detect", "track"]
+
+
+def test_not_found_when_my_cup_is_absent_and_nothing_is_highlighted(memory, threshold):
+    pipe = make_pipeline(memory, threshold)
+    pipe.set_instruction("bring my cup to the tray")
+    frame, _ = scene(TEST_LAYOUT[1:], seed=2)
+    res = pipe.process(frame)
+    assert res.status == "not_found", res.reason
+    assert not res.mask.any() and res.target is None
+    assert np.array_equal(res.highlighted, frame.rgb)
+    assert res.rewritten_instruction == "bring my cup to the tray"  # never points at a highlight that is not there
+    assert len(res.scores) == 2 and all(c.score < threshold for c in res.scores)
+
+
+def test_ambiguous_when_two_equal_candidates(memory, threshold):
+    pipe = make_pipeline(memory, threshold, margin=0.05)
+    pipe.set_instruction("bring my cup")
+    twins = [Cylinder(0.48, -0.08, texture=MINE, yaw=0.4), Cylinder(0.48, 0.10, texture=MINE, yaw=0.4)]
+    frame, _ = scene(twins, seed=3)
+    res = pipe.process(frame)
+    assert res.status == "ambiguous", res.reason
+    og = res.objects[0]
+    assert og.runner_up is not None and og.bbox is not None
+    assert abs(og.score - og.runner_up.score) < 0.05
+    assert not res.mask.any() and np.array_equal(res.highlighted, frame.rgb)
+
+
+def test_two_personal_objects_in_one_instruction(memory, threshold):
+    pipe = make_pipeline(memory, threshold)
+    pipe.config.matching  # noqa: B018 - same thresholds for both objects
+    plate = Cylinder(0.70, 0.16, radius=0.08, height=0.02, texture=stripes((60, 120, 200), (240, 240, 240), n=2))
+    frame, labels = scene([*TEST_LAYOUT[:2], plate], seed=4)
+    pipe.set_instruction("put my cup on my plate")
+    res = pipe.process(frame)
+    names = [o.name for o in res.objects]
+    assert names == ["my_mug", "my_plate"]
+    cup, plate_g = res.objects
+    assert cup.status == "found" and cup.color == "red"
+    assert mask_iou(cup.mask, labels == 2) > 0.8
+    assert plate_g.color == "green"
+    if plate_g.status == "found":  # a flat plate is a thin cluster; when found, it must be the plate
+        assert mask_iou(plate_g.mask, labels == 4) > 0.5
+        assert res.rewritten_instruction == "put the red-highlighted cup on the green-highlighted plate"
+    else:
+        assert res.rewritten_instruction == "put the red-highlighted cup on my plate"
+
+
+def test_no_reference_cases_pass_through(memory, threshold):
+    pipe = make_pipeline(memory, threshold)
+    frame, _ = scene(TEST_LAYOUT, seed=5)
+    res = pipe.process(frame)
+    assert res.status == "no_reference" and "no instruction" in res.reason
+    pipe.set_instruction("bring the cup to the tray")
+    res = pipe.process(frame)
+    assert res.status == "no_reference" and res.rewritten_instruction == "bring the cup to the tray"
+    assert np.array_equal(res.highlighted, frame.rgb)
+    pipe.set_instruction("\x00\x01")
+    res = pipe.process(frame)
+    assert res.status == "no_reference" and "rejected" in res.reason and res.rewritten_instruction == ""
+    pipe.set_instruction("bring my phone")
+    res = pipe.process(frame)
+    assert res.status == "no_reference" and "phone" in res.reason
+
+
+def test_bad_frames_are_survived(memory, threshold):
+    pipe = make_pipeline(memory, threshold)
+    pipe.set_instruction("bring my cup")
+    frame, _ = scene(TEST_LAYOUT, seed=6)
+    no_depth = pipe.process(GroundingFrame(frame.rgb, None, INTR))
+    assert no_depth.status == "not_found" and "depth" in no_depth.reason
+    bad_depth = pipe.process(GroundingFrame(frame.rgb, frame.depth[:10], INTR))
+    assert bad_depth.status == "not_found"
+    with pytest.raises(InvalidImage):
+        pipe.process(GroundingFrame(np.zeros((0, 0, 3), np.uint8)))
+    with pytest.raises(InvalidImage):
+        pipe.process(GroundingFrame(np.zeros((480, 640), np.float32)))
+    ok = pipe.process(frame)  # and it still works afterwards
+    assert ok.status == "found"
+
+
+def test_detect_and_track_split_for_a_threaded_node(memory, threshold):
+    pipe = make_pipeline(memory, threshold)
+    pipe.set_instruction("bring the dotty one to the tray")  # alias
+    assert pipe.target_names == ["my_mug"]
+    f0, labels = scene(TEST_LAYOUT, seed=7)
+    assert pipe.needs_detection()
+    outcome = pipe.detect(f0)  # may run in a worker thread
+    pipe.accept_detection(outcome)
+    assert not pipe.needs_detection()
+    f1, labels1 = scene(TEST_LAYOUT, shift=0.003, seed=8)
+    objs = pipe.track(f1)
+    res = pipe.result_from_tracking(f1, objs, 0.001)
+    assert res.status == "found" and res.mode == "track"
+    assert mask_iou(res.mask, labels1 == 2) > 0.7
+    assert res.rewritten_instruction == "bring the red-highlighted cup to the tray"
+
+
+def test_generic_baseline_picks_a_cup_without_memory(memory, threshold):
+    frame, labels = scene(TEST_LAYOUT, seed=9)
+    det = DepthClusterDetector().detect(frame.rgb, frame.depth, INTR, ["cup"])
+    i = select_generic(det)
+    assert i is not None and 0 <= i < 3
+    assert max(mask_iou(det.proposals[i].mask, labels == k) for k in (2, 3, 4)) > 0.8
+
+
+def test_config_rejects_unknown_backends():
+    with pytest.raises(KeyError, match="did you mean"):
+        GroundingConfig(detector="depth_cluster")
+    with pytest.raises(ValueError):
+        GroundingConfig(redetect_every=-1)
