@@ -149,7 +149,7 @@ def replay_boundaries(chunks: list[dict], rate: float) -> dict:
 
 
 # ----------------------------------------------------------------------------------- over DDS
-def over_dds(rate: float, seconds: float, chunks: list[dict]) -> dict:
+def over_dds(rate: float, seconds: float, chunks: list[dict], rt_priority: int = 0) -> dict:
     """Run the real node at `rate` and read its loop statistics from safety/status."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -167,7 +167,10 @@ def over_dds(rate: float, seconds: float, chunks: list[dict]) -> dict:
     spec = NodeSpec("safety_controller_node", "safety_controller", (config_path("safety_controller.yaml"),),
                     {"control_rate": float(rate), "timing_window": window, "state_timeout": 2.0})
     lines: list[str] = []
-    proc = ManagedProcess(spec, node_command(spec), env, lines.append)
+    argv = node_command(spec)
+    if rt_priority > 0:  # SCHED_FIFO, as ros2_control's controller manager runs on a robot PC
+        argv = ["chrt", "-f", str(rt_priority)] + argv
+    proc = ManagedProcess(spec, argv, env, lines.append)
     proc.start()
     node = rclpy.create_node(f"bench_safety_{int(rate)}")
     status: list = []
@@ -232,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-ros", action="store_true", help="only the in-process parts")
     ap.add_argument("--out", type=Path, default=RESULTS / "safety.json")
     ap.add_argument("--seed", type=int, default=0, help="seed of the recorded-policy-like chunk stream")
+    ap.add_argument("--rt-priority", type=int, default=0,
+                    help="run the node with SCHED_FIFO at this priority (chrt -f; needs root or CAP_SYS_NICE), "
+                         "as a robot PC runs its control loop; 0 = normal scheduling")
     ap.add_argument("--save-chunks", type=Path, default=None, help="also write the chunk stream (JSON) here")
     args = ap.parse_args(argv)
     os.environ.setdefault("HOME", "/tmp")
@@ -260,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
 
         rclpy.init()
         try:
-            result["loop"] = {str(int(r)): over_dds(r, args.seconds, chunks) for r in (250.0, 500.0)}
+            result["loop"] = {str(int(r)): over_dds(r, args.seconds, chunks, args.rt_priority) for r in (250.0, 500.0)}
+            result["loop_scheduling"] = f"SCHED_FIFO {args.rt_priority}" if args.rt_priority else "SCHED_OTHER"
         finally:
             rclpy.try_shutdown()
     result["load_average"] = {"before": load_before, "after": os.getloadavg()}
