@@ -24,7 +24,6 @@ import threading
 from typing import Any
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.srv import SetCameraInfo
 
@@ -47,6 +46,7 @@ from vla_stack.ros.conversions import (
     diagnostics_msg,
     numpy_to_image,
 )
+from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
     config_from_parameters,
     dataclass_parameter_spec,
@@ -284,19 +284,7 @@ def _positive(
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run vla_stack camera_node` / `vla-stack up`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(CameraNode, args)
 
 
 if __name__ == "__main__":

@@ -409,7 +409,7 @@ def numpy_to_float32_array(array: np.ndarray, labels: Sequence[str] | None = Non
         raise MessageError(f"{len(labels)} labels for an array of {array.ndim} dimensions")
     strides = [int(np.prod(array.shape[i:])) for i in range(array.ndim)]
     msg.layout.dim = [
-        MultiArrayDimension(label=lbl, size=int(s), stride=st) for lbl, s, st in zip(labels, array.shape, strides)
+        MultiArrayDimension(label=lbl, size=int(s), stride=st) for lbl, s, st in zip(labels, array.shape, strides, strict=True)
     ]
     msg.data = array.reshape(-1)
     return msg

@@ -31,8 +31,6 @@ import threading
 from typing import Any
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from vla_stack.core.planning import (
@@ -56,6 +54,7 @@ from vla_stack.ros.conversions import (
     pose_to_core,
     wrench_to_core,
 )
+from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
     config_from_parameters,
     dataclass_parameter_spec,
@@ -355,19 +354,7 @@ class PlannerNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run vla_stack planner_node` / `vla-stack up`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PlannerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(PlannerNode, args)
 
 
 if __name__ == "__main__":

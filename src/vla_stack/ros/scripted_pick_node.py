@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
@@ -32,6 +30,7 @@ from vla_stack.ros.conversions import (
     numpy_to_float64_array,
     pose_to_core,
 )
+from vla_stack.ros.node_runner import spin_node
 
 
 def yaw_of(quaternion_xyzw: np.ndarray) -> float:
@@ -157,18 +156,8 @@ class ScriptedPickNode(Node):
         self.status_pub.publish(diagnostics_msg("scripted_pick", level, self.phase, values, self.now()))
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ScriptedPickNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: list[str] | None = None) -> int:
+    return spin_node(ScriptedPickNode, args)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
@@ -59,6 +58,7 @@ from vla_stack.ros.conversions import (
     seconds_to_stamp,
     wrench_to_msg,
 )
+from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import config_from_parameters, declare_parameters
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -405,22 +405,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run vla_stack sim_node` / `vla-stack up sim`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            try:
-                node.stop()
-                node.destroy_node()
-            except KeyboardInterrupt:  # a second Ctrl-C while stopping: just leave
-                pass
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(SimNode, args)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import threading
 from typing import Any
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
@@ -36,6 +35,7 @@ from vla_stack.core.tactile.wrench_bias import WrenchBiasConfig, WrenchBiasRemov
 from vla_stack.core.types import CameraFrame
 from vla_stack.ros import interfaces
 from vla_stack.ros.conversions import diagnostics_msg, numpy_to_image, raw_wrench_to_core, wrench_to_msg
+from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
     config_from_parameters,
     dataclass_parameter_spec,
@@ -250,19 +250,7 @@ def contact_values(estimate: ContactEstimate) -> dict[str, object]:
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run vla_stack tactile_node` / `vla-stack up`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = TactileNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(TactileNode, args)
 
 
 if __name__ == "__main__":
