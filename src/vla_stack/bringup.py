@@ -24,6 +24,9 @@ Profile format::
         arguments: []                 # extra argv before --ros-args
         respawn: false                # restart when it exits (after respawn_delay s)
         respawn_delay: 1.0
+        rt_priority: 0                # > 0: run with SCHED_FIFO at this priority (chrt -f), as
+                                      # ros2_control's controller manager does; needs root or
+                                      # CAP_SYS_NICE (otherwise a warning and normal scheduling)
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class NodeSpec:
     arguments: tuple[str, ...] = ()
     respawn: bool = False
     respawn_delay: float = 1.0
+    rt_priority: int = 0
 
     def ros_args(self, namespace: str = "", use_sim_time: bool | None = None) -> list[str]:
         """The `--ros-args ...` part of the command line (what `ros2 run` passes on)."""
@@ -117,7 +121,8 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data.get("nodes"), list) or not data["nodes"]:
         raise ValueError(f"profile {path}: 'nodes' must be a non-empty list")
-    allowed = {"executable", "name", "parameters", "overrides", "remappings", "arguments", "respawn", "respawn_delay"}
+    allowed = {"executable", "name", "parameters", "overrides", "remappings", "arguments", "respawn", "respawn_delay",
+               "rt_priority"}
     nodes = []
     for i, entry in enumerate(data["nodes"]):
         if not isinstance(entry, dict) or "executable" not in entry:
@@ -142,6 +147,7 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
                 arguments=tuple(str(a) for a in entry.get("arguments", []) or []),
                 respawn=bool(entry.get("respawn", False)),
                 respawn_delay=float(entry.get("respawn_delay", 1.0)),
+                rt_priority=int(entry.get("rt_priority", 0)),
             )
         )
     names = [n.name for n in nodes]
@@ -184,6 +190,20 @@ def localhost_dds_environment() -> dict[str, str]:
         "FASTDDS_DEFAULT_PROFILES_FILE": str(config_path("dds", "fastdds_localhost_shm.xml")),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT",
     }
+
+
+def realtime_prefix(priority: int, sink: Callable[[str], None] | None = None, name: str = "") -> list[str]:
+    """argv prefix that runs a command with SCHED_FIFO `priority` (empty when 0 or not permitted)."""
+    if priority <= 0:
+        return []
+    chrt = shutil.which("chrt")
+    ok = chrt is not None and subprocess.run([chrt, "-f", str(priority), "true"], capture_output=True).returncode == 0
+    if not ok:
+        if sink is not None:
+            sink(f"[up] {name}: cannot use real-time priority {priority} (needs chrt and root or CAP_SYS_NICE); "
+                 "running with normal scheduling: expect more control-loop jitter")
+        return []
+    return [chrt, "-f", str(priority)]
 
 
 def stack_environment(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -298,7 +318,9 @@ class ProcessGroup:
             self.env[key] = value
         specs = [n for n in profile.nodes if only is None or n.name in only]
         self.processes = [
-            ManagedProcess(s, node_command(s, namespace, use_sim_time), self.env, self.sink) for s in specs
+            ManagedProcess(s, realtime_prefix(s.rt_priority, self.sink, s.name) + node_command(s, namespace, use_sim_time),
+                           self.env, self.sink)
+            for s in specs
         ]
         self.failures: list[tuple[str, int]] = []
         self._respawn_at: dict[str, float] = {}

@@ -26,6 +26,7 @@ def node_kwargs(spec: NodeSpec) -> dict:
         "respawn": spec.respawn,
         "respawn_delay": spec.respawn_delay,
         "output": "screen",
+        **({"prefix": f"chrt -f {spec.rt_priority}"} if spec.rt_priority > 0 else {}),
     }
 
 

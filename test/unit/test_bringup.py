@@ -114,3 +114,16 @@ def test_cli_help_lists_commands(capsys):
         parser.parse_args(["--help"])
     out = capsys.readouterr().out
     assert "up" in out and "demo" in out
+
+
+def test_rt_priority_prefix_is_chrt_or_a_warning(tmp_path):
+    from vla_stack.bringup import realtime_prefix
+
+    assert realtime_prefix(0) == []
+    lines = []
+    prefix = realtime_prefix(50, lines.append, "safety_controller")
+    # root here: chrt works; elsewhere a clear warning and normal scheduling
+    assert (prefix[-2:] == ["-f", "50"] and not lines) or (prefix == [] and "normal scheduling" in lines[0])
+    prof = tmp_path / "p.yaml"
+    prof.write_text("nodes:\n  - executable: safety_controller_node\n    rt_priority: 40\n")
+    assert load_profile(prof).nodes[0].rt_priority == 40

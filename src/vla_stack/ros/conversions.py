@@ -7,6 +7,7 @@ names the message field, so nodes can log "rejected: <reason>" and carry on.
 
 from __future__ import annotations
 
+import array
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -332,6 +333,56 @@ def chunk_to_joint_trajectory(chunk: ActionChunk, frame_id: str = "") -> JointTr
         p.time_from_start = seconds_to_duration(float(chunk.times[i]))
         points.append(p)
     msg.points = points
+    return msg
+
+
+def _float64_sequence(values: np.ndarray) -> array.array:
+    """(n,) float64 -> array('d'): what rosidl stores for float64[] fields (one memcpy, no per-element checks)."""
+    return array.array("d", np.ascontiguousarray(values, dtype=np.float64).tobytes())
+
+
+def fill_joint_trajectory(
+    msg: JointTrajectory,
+    times: np.ndarray,
+    positions: np.ndarray,
+    velocities: np.ndarray | None = None,
+    accelerations: np.ndarray | None = None,
+    rows: Sequence[int] | None = None,
+) -> JointTrajectory:
+    """Write points into an existing JointTrajectory, reusing its point objects (for kHz streaming).
+
+    Args:
+        msg: message to fill; its `points` are resized to the number of rows, existing
+            JointTrajectoryPoint objects are reused, `joint_names` and `header` are left as they are.
+        times: (k,) time_from_start of each point, s.
+        positions, velocities, accelerations: (k, n) rad, rad/s, rad/s² (velocities /
+            accelerations None = left empty).
+        rows: which of the k points to write, in order (default: all).
+
+    Returns:
+        `msg` (filled in place). Publishing copies the message, so the same object can be
+        refilled and republished every cycle.
+    """
+    idx = range(len(times)) if rows is None else rows
+    points = msg.points
+    want = len(idx)
+    if len(points) != want:
+        del points[want:]
+        points.extend(JointTrajectoryPoint() for _ in range(want - len(points)))
+    empty = array.array("d")
+    for point, i in zip(points, idx, strict=True):
+        point.positions = _float64_sequence(positions[i])
+        point.velocities = empty if velocities is None else _float64_sequence(velocities[i])
+        point.accelerations = empty if accelerations is None else _float64_sequence(accelerations[i])
+        seconds = float(times[i])
+        if not math.isfinite(seconds):
+            raise MessageError(f"time_from_start must be finite, got {seconds}")
+        sec = math.floor(seconds)
+        nanosec = int(round((seconds - sec) * 1e9))
+        if nanosec >= 1_000_000_000:
+            sec, nanosec = sec + 1, nanosec - 1_000_000_000
+        point.time_from_start.sec = int(sec)
+        point.time_from_start.nanosec = nanosec
     return msg
 
 

@@ -25,11 +25,20 @@ Publishes:
 - `safety/markers` (MarkerArray, latched): workspace and keep-out boxes for rviz2.
 
 Service: `safety/reset` (std_srvs/Trigger).
+
+Timing: each control tick first computes and publishes the command (the time-critical part),
+then uses the rest of the period for the deferred work: incoming chunks (validated and
+screened along their path, ~1 ms) are queued by their subscription callback and accepted
+right after the command is out, and `safety/status` is built there when due. So neither
+delays a tick; a chunk still takes effect at the next tick, as before. (A second thread
+would not help: pinocchio/coal hold the GIL and the kinematic model is shared with the loop.)
+The outgoing JointTrajectory is one reused message refilled in place.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 import time
 from collections import deque
@@ -41,7 +50,7 @@ from geometry_msgs.msg import Point, Twist
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from vla_stack.core.safety.base_gate import BaseGateConfig
@@ -51,11 +60,11 @@ from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
     MessageError,
     diagnostics_msg,
+    fill_joint_trajectory,
     image_to_numpy,
     joint_state_to_core,
     joint_trajectory_fields,
     numpy_to_float64_array,
-    seconds_to_duration,
     wrench_to_core,
 )
 from vla_stack.ros.params import config_from_parameters, dataclass_parameter_spec, declare_parameters
@@ -141,16 +150,21 @@ class SafetyControllerNode(Node):
         self.create_service(Trigger, "safety/reset", self.on_reset)
 
         window = max(100, int(p["timing_window"]))
-        self._period_err: deque[float] = deque(maxlen=window)
-        self._latency: deque[float] = deque(maxlen=window)
-        self._compute: deque[float] = deque(maxlen=window)
-        self._cpu: deque[float] = deque(maxlen=window)
+        # ring buffers, s: period error, wake-up latency, tick -> command published (wall, thread
+        # CPU), whole tick callback including the deferred chunk/status work (wall)
+        self._timing = {name: _Ring(window) for name in ("period_error", "latency", "compute", "cpu", "callback")}
         self._last_actual: int | None = None
         self._events_logged = 0
         self._warned: dict[str, float] = {}
         self._cycles = 0
+        self._chunks: deque[JointTrajectory] = deque()  # received, accepted after the next command is out
+        self._max_queued_chunks = 8
+        self._traj_msg = JointTrajectory()  # reused every cycle (publish copies it)
+        self._traj_msg.joint_names = list(self.core.joint_names)
+        self._preview_rows: dict[int, list[int]] = {}
+        self._status_every = max(1, round(cfg.control_rate / status_rate))  # control ticks per status
+        self._status_due = 0
         self.create_timer(cfg.dt, self.on_control)
-        self.create_timer(1.0 / status_rate, self.publish_status)
         self.publish_markers()
         prof = self.core.profile
         log.info(
@@ -203,6 +217,15 @@ class SafetyControllerNode(Node):
 
     # ------------------------------------------------------------------ inputs
     def on_chunk(self, msg: JointTrajectory) -> None:
+        """Queue the chunk; the control tick accepts it right after publishing its command."""
+        if len(self._chunks) >= self._max_queued_chunks:
+            self._chunks.popleft()
+            self._warn("chunk:queue", f"more than {self._max_queued_chunks} action chunks arrived within one control "
+                       "period: dropped the oldest (is the control loop stalled?)")
+        self._chunks.append(msg)
+
+    def _accept_chunk(self, msg: JointTrajectory) -> None:
+        """Validate, screen and (if safe) hand a queued chunk to the core."""
         now = self._now()
         try:
             f = joint_trajectory_fields(msg)
@@ -239,6 +262,8 @@ class SafetyControllerNode(Node):
     def on_estop(self, msg) -> None:
         was = self.core.estop.latched
         self.core.on_estop(bool(msg.data), self._now())
+        if self.core.estop.latched:
+            self._chunks.clear()  # nothing queued before the stop may run after it
         if self.core.estop.latched and not was:
             self.get_logger().error("E-STOP pressed: stopping at maximum deceleration; release it and call safety/reset")
             self._events_logged = sum(self.core.log.counts.values())
@@ -272,6 +297,12 @@ class SafetyControllerNode(Node):
                           msg.range_min, msg.range_max, self._now())
 
     def on_reset(self, request, response):
+        # chunks queued while stopped were meant for a robot that was stopping: a reset must not
+        # let them run (the next policy chunk, computed after the reset, will)
+        dropped = len(self._chunks)
+        self._chunks.clear()
+        if dropped:
+            self.get_logger().info(f"safety/reset: dropped {dropped} action chunk(s) queued before the reset")
         ok, message = self.core.reset(self._now())
         response.success, response.message = ok, message
         if ok:
@@ -283,13 +314,15 @@ class SafetyControllerNode(Node):
 
     # ------------------------------------------------------------------ control loop
     def on_control(self, info=None) -> None:
+        """One control tick: command first, then the deferred work (queued chunks, status when due)."""
         t_start, cpu_start = time.perf_counter(), time.thread_time()
+        timing = self._timing
         if info is not None:
             actual = info.actual_call_time.nanoseconds
             expected = info.expected_call_time.nanoseconds
             if self._last_actual is not None:
-                self._period_err.append(abs((actual - self._last_actual) * 1e-9 - self.cfg.dt))
-            self._latency.append((actual - expected) * 1e-9)
+                timing["period_error"].append(abs((actual - self._last_actual) * 1e-9 - self.cfg.dt))
+            timing["latency"].append((actual - expected) * 1e-9)
             self._last_actual = actual
             now = expected * 1e-9  # the ideal tick: commands stay on a regular grid under jitter
         else:
@@ -300,12 +333,33 @@ class SafetyControllerNode(Node):
             # Publish nothing: a joint_trajectory_controller finishes the last trajectory, which
             # ends in a verified stop. Logged every time: this is a bug to report.
             self.get_logger().error(f"control cycle failed ({type(exc).__name__}: {exc}); no command sent")
-            return
-        self._publish(out)
-        self._compute.append(time.perf_counter() - t_start)
-        self._cpu.append(time.thread_time() - cpu_start)
-        self._cycles += 1
+            out = None
+        if out is not None:
+            self._publish(out)
+            timing["compute"].append(time.perf_counter() - t_start)
+            timing["cpu"].append(time.thread_time() - cpu_start)
+            self._cycles += 1
+        # deferred work, in the slack after the command is out
+        busy = bool(self._chunks)
+        while self._chunks:
+            msg = self._chunks.popleft()
+            try:
+                self._accept_chunk(msg)
+            except Exception as exc:  # noqa: BLE001 - same policy as the subscription callbacks
+                self._warn("bug:chunk", f"internal error accepting an action chunk: {type(exc).__name__}: {exc}; "
+                           "chunk ignored, the robot keeps its current motion")
         self._log_events()
+        # status when due, on a tick with slack left (not the one that accepted a chunk, not past
+        # half the period); postponed at most one status period
+        self._status_due -= 1
+        slack = not busy and time.perf_counter() - t_start < 0.5 * self.cfg.dt
+        if self._status_due <= 0 and (slack or self._status_due <= -self._status_every):
+            self._status_due = self._status_every
+            try:
+                self.publish_status()
+            except Exception as exc:  # noqa: BLE001
+                self._warn("bug:status", f"internal error publishing safety/status: {type(exc).__name__}: {exc}")
+        timing["callback"].append(time.perf_counter() - t_start)
 
     def _publish(self, out: ControlOutput) -> None:
         arm = out.arm
@@ -322,44 +376,42 @@ class SafetyControllerNode(Node):
             self.cmd_vel_pub.publish(tw)
 
     def _trajectory(self, arm) -> JointTrajectory:
-        """Short streaming trajectory: next state, then (a subset of) the verified stop ending at rest."""
+        """Short streaming trajectory: next state, then (a subset of) the verified stop ending at rest.
+
+        The rows sent are the first (next state), the last (at rest) and evenly spaced samples
+        of the verified stop in between, all of them points the core checked.
+        """
         k = len(arm.preview_times)
-        idx = list(range(k))
-        if k > self.max_points:
-            inner = np.linspace(1, k - 2, self.max_points - 2).round().astype(int).tolist() if self.max_points > 2 else []
-            idx = sorted({0, *inner, k - 1})
-        msg = JointTrajectory()
+        idx = self._preview_rows.get(k)
+        if idx is None:
+            idx = list(range(k))
+            if k > self.max_points:
+                inner = np.linspace(1, k - 2, self.max_points - 2).round().astype(int).tolist() if self.max_points > 2 else []
+                idx = sorted({0, *inner, k - 1})
+            self._preview_rows[k] = idx
         # header.stamp 0 = "start on receipt" (the joint_trajectory_controller streaming idiom):
         # immune to clock offsets between this node and the controller (e.g. /clock latency in
         # simulation, where a stamped trajectory would start partly in the controller's past).
-        msg.joint_names = list(arm.joint_names)
-        msg.points = [
-            JointTrajectoryPoint(
-                positions=arm.preview_positions[i].tolist(),
-                velocities=arm.preview_velocities[i].tolist(),
-                accelerations=arm.preview_accelerations[i].tolist(),
-                time_from_start=seconds_to_duration(float(arm.preview_times[i])),
-            )
-            for i in idx
-        ]
-        return msg
+        return fill_joint_trajectory(self._traj_msg, arm.preview_times, arm.preview_positions,
+                                     arm.preview_velocities, arm.preview_accelerations, idx)
 
     # ------------------------------------------------------------------ status
     def timing(self) -> dict[str, float]:
         """Control-loop statistics over the last `timing_window` cycles, ms.
 
         period_error: |actual period - 1/rate|; latency: timer wake-up delay; compute: wall time
-        of one cycle (conversion + core + publish); cpu: the thread's CPU time for it.
+        of one cycle up to the command being published (core + conversion + publish); cpu: the
+        thread's CPU time for it; callback: wall time of the whole tick including the deferred
+        chunk acceptance and status.
         """
         out: dict[str, float] = {"cycles": float(self._cycles)}
-        stats = (("period_error", self._period_err), ("latency", self._latency), ("compute", self._compute),
-                 ("cpu", self._cpu))
-        for name, buf in stats:
-            if buf:
-                arr = np.fromiter(buf, dtype=np.float64) * 1e3
-                out[f"{name}_p50_ms"] = float(np.percentile(arr, 50))
-                out[f"{name}_p99_ms"] = float(np.percentile(arr, 99))
-                out[f"{name}_max_ms"] = float(np.max(arr))
+        for name, ring in self._timing.items():
+            arr = ring.values()
+            if len(arr):
+                p50, p99 = np.percentile(arr, (50.0, 99.0)) * 1e3
+                out[f"{name}_p50_ms"] = float(p50)
+                out[f"{name}_p99_ms"] = float(p99)
+                out[f"{name}_max_ms"] = float(arr.max()) * 1e3
         return out
 
     def publish_status(self) -> None:
@@ -408,6 +460,26 @@ class SafetyControllerNode(Node):
         self.markers_pub.publish(MarkerArray(markers=markers))
 
 
+class _Ring:
+    """Fixed-size ring buffer of floats (no allocation per append)."""
+
+    def __init__(self, size: int) -> None:
+        self._data = np.zeros(size, dtype=np.float64)
+        self._next = 0
+        self._full = False
+
+    def append(self, value: float) -> None:
+        """Store one value, overwriting the oldest when full."""
+        self._data[self._next] = value
+        self._next += 1
+        if self._next == len(self._data):
+            self._next, self._full = 0, True
+
+    def values(self) -> np.ndarray:
+        """The stored values (a view, unordered)."""
+        return self._data if self._full else self._data[: self._next]
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run vla_stack safety_controller_node` / `vla-stack up`."""
     from rclpy.experimental import EventsExecutor
@@ -424,6 +496,11 @@ def main(args: list[str] | None = None) -> int:
             return 2
         executor = EventsExecutor()
         executor.add_node(node)
+        # Everything built so far (modules, kinematic models, parameters) lives until exit: move it
+        # out of the garbage collector's reach, so a full collection never scans it (one took
+        # ~28 ms here, i.e. several missed control periods); the control loop allocates little.
+        gc.collect()
+        gc.freeze()
         # spin_once in a loop: EventsExecutor.spin() of rclpy 9.1 does not return on Ctrl-C/SIGTERM
         while rclpy.ok():
             executor.spin_once(timeout_sec=0.1)

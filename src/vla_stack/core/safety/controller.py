@@ -333,7 +333,7 @@ class SafetyController:
                 return False
             self._js_names = state.names
         pos = state.positions[self._js_index]
-        if not np.all(np.isfinite(pos)):
+        if not np.isfinite(pos).all():
             self._record("joint_states_nan", "joint_states rejected: arm positions contain NaN/inf", now)
             return False
         self._measured = pos

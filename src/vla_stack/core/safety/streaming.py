@@ -56,13 +56,13 @@ class MotionState:
 
     def is_at_rest(self, tol: float = 1e-9) -> bool:
         """True when velocity and acceleration are zero within `tol`."""
-        return bool(np.all(np.abs(self.velocity) <= tol) and np.all(np.abs(self.acceleration) <= tol))
+        return bool((np.abs(self.velocity) <= tol).all() and (np.abs(self.acceleration) <= tol).all())
 
     def is_finite(self) -> bool:
         """True when no component is NaN/inf."""
         return bool(
-            np.all(np.isfinite(self.position)) and np.all(np.isfinite(self.velocity))
-            and np.all(np.isfinite(self.acceleration))
+            np.isfinite(self.position).all() and np.isfinite(self.velocity).all()
+            and np.isfinite(self.acceleration).all()
         )
 
 
