@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     grounding_cli.add_eval_arguments(evalg)
     evalg.set_defaults(func=grounding_cli.eval_main)
 
+    from vla_stack.core.policy import cli as policy_cli
+
+    train = sub.add_parser("train-expert", help="generate scripted demonstrations in simulation and train the flow-matching action expert")
+    policy_cli.add_train_arguments(train)
+    train.set_defaults(func=policy_cli.train_expert_main)
+
+    serve = sub.add_parser("serve-policy", help="serve the built-in action expert over the openpi websocket protocol")
+    policy_cli.add_serve_arguments(serve)
+    serve.set_defaults(func=policy_cli.serve_policy_main)
+
     record = sub.add_parser("record", help="record ROS 2 topics to an MCAP file (Foxglove opens it)", description=record_cli.DESCRIPTION)
     record_cli.add_record_arguments(record)
     record.set_defaults(func=record_cli.record_main)

@@ -1,0 +1,290 @@
+"""Assembles the expert's `Observation` from the latest inputs, rejecting bad or stale ones.
+
+The action expert node feeds every incoming message (already converted to core types) into an
+`ObservationBuilder`; at each control tick it asks `build(now)` for an observation. Each
+`update_*` validates its input and raises `InputRejected` (with a reason a lab operator can act
+on) instead of storing a bad value; `build` raises `InputRejected` when something needed is
+missing or too old, so the node requests no chunk and the robot finishes/holds the last one.
+
+Ages are measured against the stack clock `now` (s): joint state and target by their stamps,
+planner inputs and tactile by their receipt times (their messages carry no stamp).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_stack.core.kinematics.assets import (
+    PANDA_ARM_JOINTS,
+    PANDA_BASE_FRAME,
+    PANDA_FINGER_JOINTS,
+    PANDA_MAX_OPENING_M,
+)
+from vla_stack.core.policy.types import (
+    LATENT_DIM,
+    PLANNER_SKILL_SUBTASK,
+    SUBTASKS,
+    Observation,
+    tactile_features,
+)
+from vla_stack.core.types import JointState, Pose, Wrench
+
+
+class InputRejected(ValueError):
+    """An input was rejected or the observation cannot be built.
+
+    Args:
+        code: short key for counters ("nan", "stale", "missing", "frame", "malformed", "waiting").
+        reason: what happened and what the node does instead.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    """Freshness bounds and conventions of the expert's inputs."""
+
+    max_state_age: float = field(default=0.2, metadata={"help": "joint_states older than this (s) -> no new chunk"})
+    max_target_age: float = field(default=2.0, metadata={"help": "grounding target older than this (s) -> no new chunk; 0 = no limit"})
+    max_planner_age: float = field(default=5.0, metadata={"help": "planner latent/subtask older than this (s) are ignored (zeros); 0 = no limit"})
+    use_planner_latent: bool = field(default=False, metadata={"help": "feed planner/latent to the expert (only for checkpoints trained with that planner's latents; the shipped one was not)"})
+    follow_planner_status: bool = field(default=True, metadata={"help": "hold (no new chunks) while the planner's subtask status is not 'active'"})
+    max_tactile_age: float = field(default=0.5, metadata={"help": "wrench/tactile older than this (s) are left out"})
+    base_frame: str = field(default=PANDA_BASE_FRAME, metadata={"help": "frame targets must be expressed in ('' frame_id accepted as this)"})
+    target_center_offset: float = field(default=0.02, metadata={"help": "object centre = grasp point - this along z, m"})
+    place_position: tuple[float, ...] = field(default=(), metadata={"help": "place point [x, y, z] in the base frame, m; [] = from the planner subtask"})
+    arm_joints: tuple[str, ...] = field(default=PANDA_ARM_JOINTS, metadata={"help": "arm joints in action order"})
+    gripper_joints: tuple[str, ...] = field(default=PANDA_FINGER_JOINTS, metadata={"help": "finger joints; width = their sum (one joint: 2x)"})
+    use_tactile: bool = field(default=True, metadata={"help": "feed wrench/tactile features when fresh"})
+    tactile_pads: tuple[str, ...] = field(default=("left", "right"), metadata={"help": "fingertip pads (tactile/<pad>/force and /image)"})
+    taxel_area: float = field(default=1.59375e-06, metadata={"help": "area of one taxel, m² (contact area = taxels above the threshold x this)"})
+    contact_threshold: float = field(default=1.0, metadata={"help": "taxel pressure counted as contact, kPa"})
+
+    def __post_init__(self) -> None:
+        for name in ("max_state_age", "max_target_age", "max_planner_age", "max_tactile_age", "taxel_area", "contact_threshold"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_state_age <= 0:
+            raise ValueError("max_state_age must be > 0")
+        if len(self.place_position) not in (0, 3):
+            raise ValueError(f"place_position needs 3 values or none, got {list(self.place_position)}")
+        if len(self.arm_joints) != 7:
+            raise ValueError(f"arm_joints must name 7 joints, got {list(self.arm_joints)}")
+        if not 1 <= len(self.gripper_joints) <= 2:
+            raise ValueError(f"gripper_joints must name 1 or 2 joints, got {list(self.gripper_joints)}")
+
+
+def yaw_from_quaternion(quaternion_xyzw: np.ndarray) -> float:
+    """Rotation about z (rad) of a unit quaternion (x, y, z, w)."""
+    x, y, z, w = (float(v) for v in quaternion_xyzw)
+    return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+
+@dataclass(frozen=True)
+class PlannerSubtask:
+    """What the expert takes from a `planner/subtask` JSON.
+
+    Args:
+        subtask_id: index into `SUBTASKS` (0 = none / a skill the expert has no counterpart for).
+        skill: the planner's skill name.
+        status: the planner's status ("active" = execute now; "" when the JSON has none).
+        place: place point (3,) from arguments.place_position, or None.
+    """
+
+    subtask_id: int
+    skill: str
+    status: str
+    place: np.ndarray | None
+
+
+HOLD_STATUSES = frozenset({"pending", "waiting", "paused", "done", "failed", "cancelled"})
+"""Planner statuses that mean "do not move" (only "active" means execute now)."""
+
+
+def subtask_from_json(text: str) -> PlannerSubtask:
+    """Parse a `planner/subtask` JSON (see `vla_stack.core.planning.skills`).
+
+    The skill is read from "skill" (or "name") and mapped with `PLANNER_SKILL_SUBTASK` (the
+    expert's own subtask names are accepted too). A place point is taken from
+    arguments.place_position ([x, y, z], base frame).
+
+    Raises InputRejected("malformed") on invalid JSON or a malformed place point.
+    """
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise InputRejected("malformed", f"planner subtask is not JSON ({exc}); ignoring it") from exc
+    if not isinstance(data, dict):
+        raise InputRejected("malformed", "planner subtask JSON must be an object; ignoring it")
+    skill = str(data.get("skill", data.get("name", "")) or "")
+    name = PLANNER_SKILL_SUBTASK.get(skill, skill)
+    sid = SUBTASKS.index(name) if name in SUBTASKS else 0
+    place = None
+    args = data.get("arguments", {})
+    if isinstance(args, dict) and "place_position" in args:
+        try:
+            place = np.asarray(args["place_position"], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InputRejected("malformed", f"subtask place_position is not numeric: {exc}") from exc
+        if place.shape != (3,) or not np.all(np.isfinite(place)):
+            raise InputRejected("malformed", f"subtask place_position must be 3 finite numbers, got {args['place_position']}")
+    return PlannerSubtask(sid, skill, str(data.get("status", "") or ""), place)
+
+
+class ObservationBuilder:
+    """Latest inputs -> `Observation` (see the module docstring).
+
+    Args:
+        config: bounds and conventions.
+    """
+
+    def __init__(self, config: ObservationConfig | None = None) -> None:
+        self.config = config or ObservationConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every input."""
+        self.state: tuple[np.ndarray, float, float] | None = None  # arm q, width, stamp
+        self.target: tuple[np.ndarray, float, float] | None = None  # grasp point, yaw, stamp
+        self.place: np.ndarray | None = (np.asarray(self.config.place_position, dtype=np.float64)
+                                         if self.config.place_position else None)
+        self.subtask: tuple[PlannerSubtask, float] | None = None
+        self.latent: tuple[np.ndarray, float] | None = None
+        self.wrench: tuple[Wrench, float] | None = None
+        self.pads: dict[str, tuple[float, float, float]] = {}  # pad -> (normal force N, area m², receipt)
+        self.images: dict[str, np.ndarray] = {}
+        self.instruction = ""
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def update_joint_state(self, state: JointState) -> None:
+        """Store the arm positions and gripper width of a joint state (names in any order)."""
+        try:
+            q = state.position_of(self.config.arm_joints)
+        except KeyError as exc:
+            raise InputRejected("missing", f"joint_states rejected: {exc.args[0]}") from exc
+        fingers = [n for n in self.config.gripper_joints if n in state.names]
+        width = float(np.sum(state.position_of(fingers))) if fingers else float("nan")
+        if len(fingers) == 1 and len(self.config.gripper_joints) == 2:
+            width *= 2.0
+        if not np.all(np.isfinite(q)):
+            raise InputRejected("nan", f"joint_states rejected: arm positions contain NaN/inf {q.tolist()}")
+        if not fingers or not np.isfinite(width):
+            raise InputRejected("missing", f"joint_states rejected: no finite gripper joint among {list(self.config.gripper_joints)}")
+        if not np.isfinite(state.stamp) or state.stamp < 0:
+            raise InputRejected("malformed", f"joint_states rejected: bad stamp {state.stamp}")
+        self.state = (q, float(np.clip(width, 0.0, PANDA_MAX_OPENING_M)), float(state.stamp))
+
+    def update_target(self, pose: Pose) -> None:
+        """Store the grounded grasp point (pose position) and grasp yaw (rotation of the pose about z, rad)."""
+        yaw = yaw_from_quaternion(pose.orientation)
+        if pose.frame_id not in ("", self.config.base_frame):
+            raise InputRejected("frame", f"grounding target rejected: frame '{pose.frame_id}' is not the base frame "
+                                         f"'{self.config.base_frame}' (no tf2 lookup here)")
+        if not (np.all(np.isfinite(pose.position)) and np.isfinite(yaw)):
+            raise InputRejected("nan", "grounding target rejected: NaN/inf")
+        if np.linalg.norm(pose.position) > 3.0:
+            raise InputRejected("malformed", f"grounding target rejected: {np.round(pose.position, 3).tolist()} m is "
+                                             "more than 3 m from the robot base")
+        self.target = (pose.position.copy(), float(yaw), float(pose.stamp))
+
+    def update_subtask(self, text: str, now: float) -> None:
+        """Store the planner's subtask (JSON) received at `now`."""
+        sub = subtask_from_json(text)
+        self.subtask = (sub, now)
+        if sub.place is not None:
+            self.place = sub.place
+
+    def update_latent(self, latent: np.ndarray, now: float) -> None:
+        """Store the planner latent received at `now` (longer than LATENT_DIM: truncated)."""
+        arr = np.asarray(latent, dtype=np.float64).reshape(-1)
+        if arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise InputRejected("nan", "planner latent rejected: empty or NaN/inf; using none")
+        self.latent = (arr[:LATENT_DIM], now)
+
+    def update_wrench(self, wrench: Wrench, now: float) -> None:
+        """Store the wrist wrench received at `now`."""
+        if not (np.all(np.isfinite(wrench.force)) and np.all(np.isfinite(wrench.torque))):
+            raise InputRejected("nan", "wrench rejected: NaN/inf")
+        self.wrench = (wrench, now)
+
+    def update_pad(self, pad: str, normal_force: float | None = None, pressure: np.ndarray | None = None,
+                   now: float = 0.0) -> None:
+        """Store a fingertip pad's normal force (N) and/or its pressure image (kPa) received at `now`."""
+        old = self.pads.get(pad, (0.0, 0.0, now))
+        force, area = old[0], old[1]
+        if normal_force is not None:
+            if not np.isfinite(normal_force):
+                raise InputRejected("nan", f"tactile/{pad}/force rejected: NaN/inf")
+            force = float(normal_force)
+        if pressure is not None:
+            p = np.asarray(pressure, dtype=np.float64)
+            if p.size == 0 or not np.all(np.isfinite(p)):
+                raise InputRejected("nan", f"tactile/{pad}/image rejected: empty or NaN/inf")
+            area = float(np.count_nonzero(p > self.config.contact_threshold)) * self.config.taxel_area
+        self.pads[pad] = (force, area, now)
+
+    def update_image(self, name: str, image: np.ndarray) -> None:
+        """Store a named RGB image (for backends that take images)."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+            raise InputRejected("malformed", f"image '{name}' rejected: expected (H, W, 3) RGB, got {image.shape}")
+        self.images[name] = image
+
+    def update_instruction(self, text: str) -> None:
+        """Store the (rewritten) instruction."""
+        self.instruction = str(text)
+
+    # ---- build ------------------------------------------------------------------------------------
+    def build(self, now: float) -> Observation:
+        """The observation at `now`.
+
+        Raises InputRejected: "waiting" (no joint state / target / place yet), "stale"
+        (joint state or target older than its bound) or "planner" (the planner's subtask is
+        not active: paused, waiting, done, ...).
+        """
+        cfg = self.config
+        if self.state is None:
+            raise InputRejected("waiting", "waiting for joint_states")
+        if self.target is None:
+            raise InputRejected("waiting", "waiting for grounding/target")
+        if self.place is None:
+            raise InputRejected("waiting", "waiting for a place point (parameter place_position or planner subtask)")
+        q, width, stamp = self.state
+        age = now - stamp
+        if age > cfg.max_state_age:
+            raise InputRejected("stale", f"joint_states are {age:.3f} s old (> {cfg.max_state_age} s): no new chunk")
+        grasp, yaw, t_stamp = self.target
+        if cfg.max_target_age > 0 and t_stamp > 0 and now - t_stamp > cfg.max_target_age:
+            raise InputRejected("stale", f"grounding target is {now - t_stamp:.2f} s old (> {cfg.max_target_age} s): "
+                                         "no new chunk until grounding publishes again")
+        latent, subtask = np.zeros(LATENT_DIM), 0
+
+        def fresh(t: float) -> bool:
+            return cfg.max_planner_age <= 0 or now - t <= cfg.max_planner_age
+
+        if cfg.use_planner_latent and self.latent is not None and fresh(self.latent[1]):
+            latent = self.latent[0]
+        if self.subtask is not None:
+            sub = self.subtask[0]
+            if cfg.follow_planner_status and sub.status in HOLD_STATUSES:
+                raise InputRejected("planner", f"planner subtask '{sub.skill}' is '{sub.status}': holding, no new chunk")
+            if fresh(self.subtask[1]):
+                subtask = sub.subtask_id
+        tactile = None
+        if cfg.use_tactile and self.wrench is not None and now - self.wrench[1] <= cfg.max_tactile_age:
+            pads = [self.pads.get(p) for p in cfg.tactile_pads]
+            if all(p is not None and now - p[2] <= cfg.max_tactile_age for p in pads):
+                w = self.wrench[0]
+                tactile = tactile_features(w.force, w.torque, [[p[0]] for p in pads], [p[1] for p in pads])
+        return Observation(
+            arm_positions=q, gripper_width=width,
+            target_position=grasp - np.array([0.0, 0.0, cfg.target_center_offset]), grasp_position=grasp,
+            grasp_yaw=yaw, place_position=self.place, planner_latent=latent, subtask_id=subtask,
+            tactile=tactile, stamp=stamp, instruction=self.instruction, images=dict(self.images),
+        )
