@@ -143,6 +143,23 @@ def _to_proposals(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], 
     return out
 
 
+def _load_open_vocabulary_detector(name: str, model_path: str, model_class: str, processor_class: str) -> tuple[Any, Any]:
+    """Model + processor of an open-vocabulary detector from local files only.
+
+    The processor is assembled from the image processor and tokenizer (its own
+    `from_pretrained` may need torchvision, which does not import beside torch 2.13).
+    """
+    import transformers
+
+    path = resolve_model_path(name, model_path)
+    model = getattr(transformers, model_class).from_pretrained(path, local_files_only=True)
+    processor = getattr(transformers, processor_class)(
+        image_processor=transformers.AutoImageProcessor.from_pretrained(path, backend="pil", local_files_only=True),
+        tokenizer=transformers.AutoTokenizer.from_pretrained(path, local_files_only=True),
+    )
+    return model, processor
+
+
 class GroundingDinoDetector(Detector):
     """Open-vocabulary box proposals with GroundingDINO (transformers).
 
@@ -166,19 +183,8 @@ class GroundingDinoDetector(Detector):
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
         self.nms_iou, self.max_proposals, self.device = nms_iou, max_proposals, device
         if model is None or processor is None:
-            from transformers import (
-                AutoImageProcessor,
-                AutoTokenizer,
-                GroundingDinoForObjectDetection,
-                GroundingDinoProcessor,
-            )
-
-            path = resolve_model_path("grounding_dino", model_path)
-            model = GroundingDinoForObjectDetection.from_pretrained(path, local_files_only=True)
-            processor = GroundingDinoProcessor(
-                image_processor=AutoImageProcessor.from_pretrained(path, backend="pil", local_files_only=True),
-                tokenizer=AutoTokenizer.from_pretrained(path, local_files_only=True),
-            )
+            model, processor = _load_open_vocabulary_detector(
+                "grounding_dino", model_path, "GroundingDinoForObjectDetection", "GroundingDinoProcessor")
         self.model = model.to(device).eval()
         self.processor = processor
 
@@ -229,19 +235,7 @@ class Owlv2Detector(Detector):
         self.threshold, self.query_template = threshold, query_template
         self.nms_iou, self.max_proposals, self.device = nms_iou, max_proposals, device
         if model is None or processor is None:
-            from transformers import (
-                AutoImageProcessor,
-                AutoTokenizer,
-                Owlv2ForObjectDetection,
-                Owlv2Processor,
-            )
-
-            path = resolve_model_path("owlv2", model_path)
-            model = Owlv2ForObjectDetection.from_pretrained(path, local_files_only=True)
-            processor = Owlv2Processor(
-                image_processor=AutoImageProcessor.from_pretrained(path, backend="pil", local_files_only=True),
-                tokenizer=AutoTokenizer.from_pretrained(path, local_files_only=True),
-            )
+            model, processor = _load_open_vocabulary_detector("owlv2", model_path, "Owlv2ForObjectDetection", "Owlv2Processor")
         self.model = model.to(device).eval()
         self.processor = processor
 

@@ -168,8 +168,8 @@ def plan_place_from(planner: ScriptedPickPlace, q: np.ndarray, place: np.ndarray
     up = np.array([0.0, 0.0, 1.0])
     over = top_down_pose(place + cfg.lift_height * up, yaw)
     release = top_down_pose(place + cfg.place_clearance * up, yaw)
-    q_over = planner._ik(over, q, "carry")  # the scripted expert's own IK helper
-    segments = [planner._joint_move("carry", q, q_over)]
+    q_over = planner.solve_ik(over, q, "carry")
+    segments = [planner.joint_move("carry", q, q_over)]
     seg = planner.line("lower", q_over, over, release)
     segments.append(seg)
     segments.append(Segment("release", None, cfg.gripper_open, None, cfg.gripper_time))

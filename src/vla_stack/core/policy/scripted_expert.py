@@ -107,7 +107,7 @@ class ScriptedPickPlace:
         self.model = model
         self.config = config or PickPlaceConfig()
 
-    def _ik(self, pose: np.ndarray, q_seed: np.ndarray, what: str) -> np.ndarray:
+    def solve_ik(self, pose: np.ndarray, q_seed: np.ndarray, what: str) -> np.ndarray:
         result = self.model.ik(pose, q0=q_seed, tol=1e-3, rot_tol=1e-2, restarts=3)
         if not result.converged:
             raise PlanningError(
@@ -130,7 +130,7 @@ class ScriptedPickPlace:
         for i, p in enumerate(path):
             pose = goal.copy()
             pose[:3, 3] = p
-            q = self._ik(pose, q, f"{name} (point {i + 1}/{n})")
+            q = self.solve_ik(pose, q, f"{name} (point {i + 1}/{n})")
             qs.append(q)
         positions = np.array(qs)
         distance = float(np.linalg.norm(goal[:3, 3] - start[:3, 3]))
@@ -168,7 +168,6 @@ class ScriptedPickPlace:
         if grasp_point.shape != (3,) or not np.all(np.isfinite(grasp_point)):
             raise PlanningError(f"grasp point must be 3 finite numbers, got {grasp_point}")
         q_now = np.asarray(q_now, dtype=np.float64)
-        start = self.model.fk(q_now)
         up = np.array([0.0, 0.0, 1.0])
         above = top_down_pose(grasp_point + cfg.approach_height * up, grasp_yaw)
         at = top_down_pose(grasp_point, grasp_yaw)
@@ -176,8 +175,8 @@ class ScriptedPickPlace:
 
         segments = []
         # approach: joint-space move to the pre-grasp pose (the start can be anywhere)
-        q_above = self._ik(above, q_now, "approach")
-        segments.append(self._joint_move("approach", q_now, q_above, gripper_width=cfg.gripper_open))
+        q_above = self.solve_ik(above, q_now, "approach")
+        segments.append(self.joint_move("approach", q_now, q_above, gripper_width=cfg.gripper_open))
         seg = self.line("descend", q_above, above, at)
         segments.append(seg)
         q = seg.chunk.positions[-1]
@@ -201,7 +200,7 @@ class ScriptedPickPlace:
         segments.append(seg)
         return segments
 
-    def _joint_move(self, name: str, q0: np.ndarray, q1: np.ndarray, gripper_width: float | None = None) -> Segment:
+    def joint_move(self, name: str, q0: np.ndarray, q1: np.ndarray, gripper_width: float | None = None) -> Segment:
         """Minimum-jerk joint-space move (used where the Cartesian path does not matter)."""
         cfg = self.config
         n = cfg.points_per_segment
