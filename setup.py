@@ -22,6 +22,7 @@ NODES = [
     "action_expert_node",
     "planner_node",
     "recorder_node",
+    "grounding_node",
 ]
 
 

@@ -232,3 +232,35 @@ def test_config_rejects_unknown_backends():
         GroundingConfig(detector="depth_cluster")
     with pytest.raises(ValueError):
         GroundingConfig(redetect_every=-1)
+
+
+def test_exclusion_not_that_one_moves_the_highlight_and_clearing_restores_it(memory, threshold):
+    from vla_stack.core.grounding.pipeline import Exclusion
+
+    pipe = make_pipeline(memory, threshold)
+    pipe.set_instruction("bring my cup to the tray")
+    frame, labels = scene(TEST_LAYOUT, seed=11)
+    res = pipe.process(frame)
+    assert res.status == "found"
+    mine = res.target.grasp_base.position
+    # the user says "not that one" about my cup: it must not be highlighted again
+    pipe.set_exclusions([Exclusion(tuple(mine), 0.05, pipe.config.base_frame)])
+    res2 = pipe.process(frame)
+    assert res2.mode == "detect"
+    assert not (res2.status == "found" and mask_iou(res2.mask, labels == 2) > 0.5), res2.reason
+    assert len(res2.scores) == 2  # the excluded instance is no candidate any more
+    pipe.set_exclusions([])
+    res3 = pipe.process(frame, force_detection=True)
+    assert res3.status == "found" and mask_iou(res3.mask, labels == 2) > 0.8
+    with pytest.raises(ValueError):
+        pipe.set_exclusions([Exclusion((float("nan"), 0.0, 0.0), 0.05, "base")])
+
+
+def test_generic_mode_grounds_a_cup_without_matching(memory, threshold):
+    pipe = make_pipeline(memory, threshold, personal=False)
+    pipe.set_instruction("bring my cup to the tray")
+    frame, labels = scene(TEST_LAYOUT, seed=12)
+    res = pipe.process(frame)
+    assert res.status == "found" and "generic" in res.objects[0].reason
+    assert max(mask_iou(res.mask, labels == k) for k in (2, 3, 4)) > 0.8
+    assert res.scores == []  # no personal matching happened

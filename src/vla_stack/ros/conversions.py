@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, WrenchStamped
+from geometry_msgs.msg import Point, PoseStamped, WrenchStamped
 from sensor_msgs.msg import CameraInfo, Image
 from sensor_msgs.msg import JointState as JointStateMsg
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
 from vla_stack.core.sensors.calibration import CameraCalibration
 from vla_stack.core.types import ActionChunk, CameraFrame, CameraIntrinsics, JointState, Pose, Wrench
@@ -512,3 +513,55 @@ def diagnostics_to_dict(msg: DiagnosticArray) -> dict[str, dict]:
 def json_to_msg_text(obj: object) -> str:
     """Serialise a JSON-able object for a std_msgs/String payload (compact, NaN refused)."""
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def object_markers(
+    objects: Sequence[tuple[str, tuple[int, int, int], Pose, Pose, str]], stamp: float, namespace: str = "grounding",
+) -> MarkerArray:
+    """rviz2 markers of grounded objects: one DELETEALL, then per object a sphere at the centroid,
+    an arrow along the grasp approach (grasp z axis, 10 cm ending at the grasp point) and a text label.
+
+    Args:
+        objects: (name, rgb 0..255, centroid pose, grasp pose, label text); both poses in the same frame.
+        stamp: header stamp, s.
+        namespace: marker namespace.
+
+    An empty `objects` gives only the DELETEALL (clears the display when nothing is found).
+    """
+    out = MarkerArray()
+    clear = Marker()
+    clear.header.stamp = seconds_to_stamp(stamp)
+    clear.ns = namespace
+    clear.action = Marker.DELETEALL
+    out.markers.append(clear)
+    for k, (name, rgb, centroid, grasp, text) in enumerate(objects):
+        r, g, b = (float(c) / 255.0 for c in rgb)
+        q = np.asarray(grasp.orientation, float)
+        x, y, z, w = q / np.linalg.norm(q)
+        approach = np.array([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)])  # grasp z axis
+        for j, kind in enumerate((Marker.SPHERE, Marker.ARROW, Marker.TEXT_VIEW_FACING)):
+            m = Marker()
+            m.header.stamp = seconds_to_stamp(stamp)
+            m.header.frame_id = centroid.frame_id
+            m.ns, m.id, m.type, m.action = namespace, 3 * k + j, kind, Marker.ADD
+            m.pose.orientation.w = 1.0
+            m.color.r, m.color.g, m.color.b, m.color.a = r, g, b, 0.8
+            c = np.asarray(centroid.position, float)
+            if kind == Marker.SPHERE:
+                m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in c)
+                m.scale.x = m.scale.y = m.scale.z = 0.04
+            elif kind == Marker.ARROW:
+                end = np.asarray(grasp.position, float)
+                start = end - 0.10 * approach
+                m.points = [_point(start), _point(end)]
+                m.scale.x, m.scale.y, m.scale.z = 0.008, 0.016, 0.02
+            else:
+                m.pose.position.x, m.pose.position.y, m.pose.position.z = float(c[0]), float(c[1]), float(c[2]) + 0.08
+                m.scale.z = 0.03
+                m.text = f"{name}: {text}" if text else name
+            out.markers.append(m)
+    return out
+
+
+def _point(v: np.ndarray) -> Point:
+    return Point(x=float(v[0]), y=float(v[1]), z=float(v[2]))

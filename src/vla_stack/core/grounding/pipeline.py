@@ -40,7 +40,7 @@ from vla_stack.core.grounding.prompting import (
 )
 from vla_stack.core.grounding.proposals import DETECTORS, Detections, Detector, Proposal
 from vla_stack.core.grounding.segmenters import SEGMENTERS, Segmenter
-from vla_stack.core.grounding.target import TargetConfig, TargetEstimate, estimate_target
+from vla_stack.core.grounding.target import TargetConfig, TargetEstimate, estimate_target, pose_to_matrix
 from vla_stack.core.grounding.trackers import TRACKERS, Tracker, associate
 from vla_stack.core.types import CameraIntrinsics, Pose
 
@@ -73,6 +73,11 @@ class GroundingConfig:
     )
     memory_root: str = field(default="", metadata={"help": "Personal-object memory directory ('' = config/personal_objects)"})
     base_frame: str = field(default="base", metadata={"help": "frame_id of targets in the robot base frame"})
+    personal: bool = field(
+        default=True,
+        metadata={"help": "True: pick the enrolled instance by matching (VAP). False: generic baseline, the best "
+                  "proposal of the category with no personal memory (what a generic open-vocabulary grounder does)"},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.matching, dict):
@@ -109,6 +114,23 @@ class GroundingFrame:
     intrinsics: CameraIntrinsics | None = None
     camera_pose: Pose | np.ndarray | None = None
     stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """An object instance grounding must not select (the user said "not that one").
+
+    Args:
+        position: (3,) point of the excluded instance, m, in `frame_id`.
+        radius: proposals whose centroid lies within this distance are dropped, m. In the base
+            frame the distance is horizontal (objects stand on a support surface, and a grasp
+            point sits a few cm above the visible-surface centroid); in a camera frame it is 3D.
+        frame_id: "base" (the pipeline's `base_frame`) or the camera optical frame.
+    """
+
+    position: tuple[float, float, float]
+    radius: float
+    frame_id: str
 
 
 @dataclass(frozen=True)
@@ -269,6 +291,7 @@ class GroundingPipeline:
         self._tracks: list[_Track] = []
         self._references: dict[str, np.ndarray] = {}
         self._table_plane: np.ndarray | None = None
+        self._exclusions: list[Exclusion] = []
 
     # ---- instruction ---------------------------------------------------------------------
     def set_instruction(self, text: object) -> ParsedInstruction:
@@ -301,6 +324,58 @@ class GroundingPipeline:
             t.color = colors[name]
             tracks.append(t)
         self._tracks = tracks
+
+    def set_exclusions(self, exclusions: list[Exclusion]) -> None:
+        """Replace the set of excluded instances (an empty list clears it).
+
+        Tracks of objects that now lie inside an exclusion are dropped, so the next frame
+        re-detects among the remaining candidates.
+        """
+        for e in exclusions:
+            if not (np.all(np.isfinite(e.position)) and np.isfinite(e.radius) and e.radius > 0):
+                raise ValueError(f"exclusion needs a finite position and radius > 0, got {e}")
+        self._exclusions = list(exclusions)
+        if self._exclusions:
+            for t in self._tracks:
+                last = t.last
+                if last is not None and last.target is not None and self._excluded_point(
+                        last.target.centroid_base, last.target.centroid_camera):
+                    t.tracker.reset()
+                    t.last = None
+                    t.confidence = 0.0
+
+    @property
+    def exclusions(self) -> list[Exclusion]:
+        """The current exclusion set."""
+        return list(self._exclusions)
+
+    def _excluded_point(self, base: Pose | None, camera: Pose | None) -> bool:
+        for e in self._exclusions:
+            ex = np.asarray(e.position, float)
+            if e.frame_id == self.config.base_frame:
+                if base is not None and np.hypot(*(np.asarray(base.position[:2]) - ex[:2])) <= e.radius:
+                    return True
+            elif camera is not None and np.linalg.norm(np.asarray(camera.position) - ex) <= e.radius:
+                return True
+        return False
+
+    def _excluded_proposals(self, props: list[Proposal], frame: GroundingFrame) -> set[int]:
+        if not self._exclusions:
+            return set()
+        T = pose_to_matrix(frame.camera_pose) if frame.camera_pose is not None else None
+        out = set()
+        for i, p in enumerate(props):
+            if p.centroid_camera is None:
+                continue
+            c = np.asarray(p.centroid_camera, float)
+            cam = Pose(tuple(c), (0.0, 0.0, 0.0, 1.0), 0.0, "camera")
+            base = None
+            if T is not None:
+                b = T[:3, :3] @ c + T[:3, 3]
+                base = Pose(tuple(b), (0.0, 0.0, 0.0, 1.0), 0.0, self.config.base_frame)
+            if self._excluded_point(base, cam):
+                out.add(i)
+        return out
 
     def reload_memory(self) -> None:
         """Forget cached reference embeddings (call after enrolling or removing objects)."""
@@ -359,6 +434,13 @@ class GroundingPipeline:
                 ok_idx.append(i)
             except InvalidImage:
                 continue
+        excluded = self._excluded_proposals(props, frame)
+        if excluded:
+            keep = [k for k, i in enumerate(ok_idx) if i not in excluded]
+            crops = [crops[k] for k in keep]
+            ok_idx = [ok_idx[k] for k in keep]
+        if not self.config.personal:
+            return self._detect_generic(frame, rgb, depth, tracks, detections, ok_idx, reason, t0, t_det)
         emb = self.embedder.embed_crops(crops) if crops else np.zeros((0, 1), np.float32)
         t_emb = time.perf_counter()
         shape = rgb.shape[:2]
@@ -381,6 +463,34 @@ class GroundingPipeline:
             "embedding_s": t_emb - t_det,
             "matching_segmentation_s": t_end - t_emb,
         }
+        return DetectionOutcome(frame, detections, outcomes, timings)
+
+    def _detect_generic(self, frame: GroundingFrame, rgb: np.ndarray, depth: np.ndarray | None, tracks: list[_Track],
+                        detections: Detections, ok_idx: list[int], reason: str, t0: float, t_det: float) -> DetectionOutcome:
+        """Baseline without personal memory: each object gets the best remaining proposal."""
+        shape = rgb.shape[:2]
+        outcomes: list[ObjectGrounding] = []
+        free = list(ok_idx)
+        for t in tracks:
+            sub = Detections([detections.proposals[i] for i in free], detections.table_plane, detections.reason)
+            j = select_generic(sub)
+            if j is None:
+                why = detections.reason or reason or "no candidate objects in view"
+                outcomes.append(ObjectGrounding(t.name, t.category, t.color, "not_found", np.zeros(shape, bool), reason=why))
+                continue
+            p = sub.proposals[j]
+            mask = self.segmenter.segment(rgb, depth, frame.intrinsics, p, detections.table_plane)
+            if not mask.any():
+                outcomes.append(ObjectGrounding(t.name, t.category, t.color, "not_found", np.zeros(shape, bool), p.bbox,
+                                                reason="best candidate has an empty mask"))
+                continue
+            free.pop(j)
+            outcomes.append(ObjectGrounding(t.name, t.category, t.color, "found", mask, mask_bbox(mask), float(p.score),
+                                            [], None, "generic: best category proposal (no personal memory)",
+                                            "detection", 1.0))
+        t_end = time.perf_counter()
+        timings = {"detection_s": t_end - t0, "proposal_s": t_det - t0, "embedding_s": 0.0,
+                   "matching_segmentation_s": t_end - t_det}
         return DetectionOutcome(frame, detections, outcomes, timings)
 
     def _grounding_from_match(
@@ -501,6 +611,12 @@ class GroundingPipeline:
     def needs_detection_now(self) -> bool:
         """True when a tracker's confidence fell below the re-detection threshold this frame."""
         return any(t.confidence < self.config.redetect_below_confidence for t in self._tracks)
+
+    def result_from_detection(self, outcome: DetectionOutcome) -> GroundingResult:
+        """Build the published result of an accepted `detect()` outcome (on the detection's frame)."""
+        t0 = time.perf_counter() - outcome.timings.get("detection_s", 0.0)
+        return self._finish(outcome.frame, check_rgb(outcome.frame.rgb), outcome.objects, "detect",
+                            dict(outcome.timings), t0)
 
     def result_from_tracking(self, frame: GroundingFrame, objects: list[ObjectGrounding], tracking_s: float) -> GroundingResult:
         """Build the published result of a `track()` step (for nodes that call track() directly)."""

@@ -1,0 +1,584 @@
+"""grounding_node: personalised grounding (Visual Attentive Prompting) as a ROS 2 node around
+`vla_stack.core.grounding.GroundingPipeline`.
+
+Subscribes (names from `vla_stack.ros.interfaces`; each camera `NS` in the `cameras` list):
+- `NS/color/image_raw` (Image rgb8/bgr8), `NS/aligned_depth_to_color/image_raw` (Image 32FC1 m or
+  16UC1 mm, aligned to colour), `NS/color/camera_info` (CameraInfo);
+- `task/instruction` (String): "bring my cup to the tray" -> which enrolled objects to ground;
+- `grounding/exclude` (String JSON, latched, from the planner): instances not to select ("not that one");
+- `grounding/enroll` (String JSON): enrol a personal object at run time,
+  `{"name": "my_mug", "category": "cup", "images": ["/path/a.png", ...], "aliases": [], "overwrite": false}`.
+
+Publishes (first camera of `cameras`; other cameras under `grounding/NS/...`):
+- `grounding/prompted_image` (Image rgb8, the camera frame's header): the personal object highlighted
+  (the plain image when there is nothing to ground, so a policy behind it always has an image);
+- `grounding/mask` (Image mono8, 255 = object);
+- `grounding/target` (PoseStamped): grasp point of the first personal object, in `base_frame` when the
+  camera's pose is configured (`camera_poses`), else in the camera optical frame; only while found;
+- `grounding/instruction` (String, latched): the rewritten instruction ("bring the red-highlighted cup
+  to the tray"), or the instruction unchanged when it has no personal reference;
+- `grounding/markers` (MarkerArray): centroid, grasp approach and label per found object (rviz2);
+- `grounding/status` (DiagnosticArray "grounding"): status found / not_found / ambiguous /
+  no_reference, reason, match scores of every candidate, mode (detect/track), latencies.
+
+Service `~/reload_memory` (std_srvs/Trigger): re-read the personal-object memory directory.
+
+Threads: detection (proposals + embeddings + matching + mask, 0.1-1 s on a CPU) runs in a worker
+thread; the camera callback only tracks (optical flow, ~10 ms) and publishes, so the highlighted
+image keeps up with the camera. A detection result is adopted on the next frame and the tracker
+carries it forward to that frame. Status is published only once the first detection for the
+current instruction has finished (the planner never sees a premature "not_found").
+
+Bad input (empty or malformed images, NaN depth, a depth frame too far from the colour stamp,
+stale or out-of-order frames, garbage instructions, malformed JSON) is logged with the reason and
+skipped; the node keeps running and never publishes a target it did not ground.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+
+from vla_stack.core.grounding.embedders import EMBEDDERS
+from vla_stack.core.grounding.imageops import InvalidImage, resolve_color
+from vla_stack.core.grounding.matching import MatchConfig
+from vla_stack.core.grounding.memory import PersonalObjectMemory
+from vla_stack.core.grounding.pipeline import (
+    DetectionOutcome,
+    Exclusion,
+    GroundingConfig,
+    GroundingFrame,
+    GroundingPipeline,
+    GroundingResult,
+)
+from vla_stack.core.grounding.prompting import HighlightStyle
+from vla_stack.core.grounding.proposals import DETECTORS
+from vla_stack.core.grounding.segmenters import SEGMENTERS
+from vla_stack.core.grounding.target import TargetConfig
+from vla_stack.core.planning.task_planner import ExclusionRequest
+from vla_stack.core.types import CameraIntrinsics, Pose
+from vla_stack.ros import interfaces as itf
+from vla_stack.ros.conversions import (
+    MessageError,
+    camera_info_to_intrinsics,
+    depth_to_metres,
+    diagnostics_msg,
+    image_to_numpy,
+    numpy_to_image,
+    object_markers,
+    pose_to_msg,
+    stamp_to_seconds,
+)
+from vla_stack.ros.node_runner import spin_node
+from vla_stack.ros.params import (
+    config_from_parameters,
+    dataclass_parameter_spec,
+    declare_parameters,
+    ros_seconds,
+)
+
+STATUS_TOPIC = itf.status("grounding")
+ENROLL_TOPIC = itf.Topic("grounding/enroll", itf.String, itf.EVENT_QOS, itf.EVENT_QOS, "run-time enrolment (JSON)")
+
+NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "cameras": (["camera"], "camera namespaces: NS/color/image_raw, NS/aligned_depth_to_color/image_raw, "
+                "NS/color/camera_info; the first one publishes grounding/* and the 3D target"),
+    "camera_poses": ([0.0], "pose of each camera's optical frame in base_frame, 7 numbers per camera in `cameras` "
+                     "order (x y z qx qy qz qw, like static_transform_publisher); [0.0] = unknown: targets stay "
+                     "in the camera frame"),
+    "depth_sync_tolerance": (0.05, "use a depth frame only if its stamp is within this of the colour stamp, s"),
+    "max_frame_age": (1.0, "drop colour frames older than this (node clock - stamp), s; 0 = no check"),
+    "status_period": (0.2, "grounding/status at most this often, s (changes of status go out at once)"),
+    "detector_args": ("{}", "JSON keyword arguments of the detector (e.g. {\"model_dir\": \"/models/gdino\"})"),
+    "embedder_args": ("{}", "JSON keyword arguments of the embedder"),
+    "segmenter_args": ("{}", "JSON keyword arguments of the segmenter"),
+    "tracker_args": ("{}", "JSON keyword arguments of the tracker"),
+    "topics.instruction": (itf.INSTRUCTION.name, "instruction input (String)"),
+    "topics.exclude": (itf.GROUNDING_EXCLUDE.name, "exclusions from the planner (String JSON)"),
+    "topics.enroll": (ENROLL_TOPIC.name, "run-time enrolment (String JSON)"),
+    "topics.prompted_image": (itf.PROMPTED_IMAGE.name, "highlighted image output (Image rgb8)"),
+    "topics.mask": (itf.GROUNDING_MASK.name, "mask output (Image mono8)"),
+    "topics.target": (itf.GROUNDING_TARGET.name, "grasp point output (PoseStamped)"),
+    "topics.rewritten": (itf.GROUNDING_INSTRUCTION.name, "rewritten instruction output (String, latched)"),
+    "topics.markers": (itf.GROUNDING_MARKERS.name, "rviz2 markers output (MarkerArray)"),
+    "topics.status": (STATUS_TOPIC.name, "status output (DiagnosticArray)"),
+}
+_SKIP = ("detector_args", "embedder_args", "segmenter_args", "tracker_args", "matching", "target", "highlight")
+
+
+def grounding_parameter_spec() -> dict[str, tuple[Any, str]]:
+    """Every parameter: node settings, GroundingConfig, matching.*, target.*, highlight.*."""
+    return {
+        **NODE_PARAMETERS,
+        **dataclass_parameter_spec(GroundingConfig, skip=_SKIP),
+        **dataclass_parameter_spec(MatchConfig, prefix="matching."),
+        **dataclass_parameter_spec(TargetConfig, prefix="target."),
+        **{k: (list(v) if isinstance(v, tuple) else v, h)
+           for k, (v, h) in dataclass_parameter_spec(HighlightStyle, prefix="highlight.").items()},
+    }
+
+
+@dataclass
+class _Camera:
+    """Per-camera state (owned by the executor thread, except `done` which the worker fills)."""
+
+    ns: str
+    pipeline: GroundingPipeline
+    pose: Pose | None
+    intrinsics: CameraIntrinsics | None = None
+    depth: tuple[float, np.ndarray] | None = None
+    waiting_color: Any = None  # colour message waiting for the depth frame of its stamp
+    last_stamp: float = -np.inf
+    pending: bool = False
+    done: tuple[int, DetectionOutcome] | None = None
+    detected_since_change: bool = False
+    last_detection_s: float = float("nan")
+    last_candidates: str = ""  # match scores of every candidate at the last detection
+    last_runner_up: str = ""
+    adopted: bool = False  # this frame adopted a detection
+    pubs: dict[str, Any] = field(default_factory=dict)
+
+
+class GroundingNode(Node):
+    """Thin ROS wrapper of `GroundingPipeline` (see the module docstring)."""
+
+    def __init__(self, node_name: str = "grounding_node") -> None:
+        super().__init__(node_name)
+        log = self.get_logger()
+        values = declare_parameters(self, grounding_parameter_spec())
+        self.values = values
+        config = self._config(values)
+        self.config = config
+        self.memory = PersonalObjectMemory(config.memory_root or None)
+        # one set of (possibly heavy) stage objects shared by every camera's pipeline
+        detector = DETECTORS.create(config.detector, **config.detector_args)
+        embedder = EMBEDDERS.create(config.embedder, **config.embedder_args)
+        segmenter = SEGMENTERS.create(config.segmenter, **config.segmenter_args)
+        cams = [str(c).strip().strip("/") for c in (values["cameras"] or []) if str(c).strip()] or ["camera"]
+        poses = self._camera_poses(values["camera_poses"], cams)
+        self.cameras: list[_Camera] = []
+        for k, ns in enumerate(cams):
+            pipe = GroundingPipeline(config, self.memory, detector=detector, embedder=embedder, segmenter=segmenter)
+            self.cameras.append(_Camera(ns, pipe, poses[k]))
+        self.depth_tol = self._bounded(values, "depth_sync_tolerance", 0.0, 5.0, 0.05)
+        self.max_age = self._bounded(values, "max_frame_age", 0.0, 3600.0, 1.0)
+        self.status_period = self._bounded(values, "status_period", 0.0, 60.0, 0.2)
+
+        def topic(key: str) -> str:
+            return str(values[f"topics.{key}"])
+
+        # ---- publishers: the first camera on the contract names, the others under grounding/NS/
+        for k, cam in enumerate(self.cameras):
+            def name(key: str, cam: _Camera = cam, k: int = k) -> str:
+                base = topic(key)
+                return base if k == 0 else base.replace("grounding/", f"grounding/{cam.ns}/", 1)
+            cam.pubs["image"] = self.create_publisher(itf.PROMPTED_IMAGE.msg_type, name("prompted_image"), itf.PROMPTED_IMAGE.pub_qos)
+            cam.pubs["mask"] = self.create_publisher(itf.GROUNDING_MASK.msg_type, name("mask"), itf.GROUNDING_MASK.pub_qos)
+        self.target_pub = self.create_publisher(itf.GROUNDING_TARGET.msg_type, topic("target"), itf.GROUNDING_TARGET.pub_qos)
+        self.rewritten_pub = self.create_publisher(
+            itf.GROUNDING_INSTRUCTION.msg_type, topic("rewritten"), itf.GROUNDING_INSTRUCTION.pub_qos
+        )
+        self.markers_pub = self.create_publisher(itf.GROUNDING_MARKERS.msg_type, topic("markers"), itf.GROUNDING_MARKERS.pub_qos)
+        self.status_pub = self.create_publisher(STATUS_TOPIC.msg_type, topic("status"), STATUS_TOPIC.pub_qos)
+
+        # ---- subscriptions
+        for cam in self.cameras:
+            self.create_subscription(itf.COLOR_IMAGE.msg_type, f"{cam.ns}/color/image_raw",
+                                     lambda m, c=cam: self._guard(self._on_color, c, m), itf.COLOR_IMAGE.sub_qos)
+            self.create_subscription(itf.DEPTH_IMAGE.msg_type, f"{cam.ns}/aligned_depth_to_color/image_raw",
+                                     lambda m, c=cam: self._guard(self._on_depth, c, m), itf.DEPTH_IMAGE.sub_qos)
+            self.create_subscription(itf.CAMERA_INFO.msg_type, f"{cam.ns}/color/camera_info",
+                                     lambda m, c=cam: self._guard(self._on_info, c, m), itf.CAMERA_INFO.sub_qos)
+        self.create_subscription(itf.INSTRUCTION.msg_type, topic("instruction"),
+                                 lambda m: self._guard(self._on_instruction, m), itf.INSTRUCTION.sub_qos)
+        self.create_subscription(itf.GROUNDING_EXCLUDE.msg_type, topic("exclude"),
+                                 lambda m: self._guard(self._on_exclude, m), itf.GROUNDING_EXCLUDE.sub_qos)
+        self.create_subscription(ENROLL_TOPIC.msg_type, topic("enroll"),
+                                 lambda m: self._guard(self._on_enroll, m), ENROLL_TOPIC.sub_qos)
+        self.create_service(Trigger, "~/reload_memory", self._on_reload)
+
+        # ---- worker
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._reload = threading.Event()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="grounding-detector", daemon=True)
+        self._worker.start()
+        self._last_status: tuple[str, str] | None = None
+        self._last_status_time = -np.inf
+        self._last_rewritten: str | None = None
+        self._instruction = ""
+        self._tracking_ms: list[float] = []
+        log.info(
+            f"grounding_node: cameras {[c.ns for c in self.cameras]} (poses "
+            f"{['known' if c.pose is not None else 'unknown' for c in self.cameras]}), backends "
+            f"{config.detector}/{config.embedder}/{config.segmenter}/{config.tracker}, "
+            f"{'personal (VAP)' if config.personal else 'GENERIC baseline (no personal memory)'}, memory "
+            f"{self.memory.root} with {self.memory.names() or 'no objects'}; instructions on {topic('instruction')}"
+        )
+
+    # ------------------------------------------------------------------ setup helpers
+    def _config(self, values: dict[str, Any]) -> GroundingConfig:
+        log = self.get_logger()
+        kwargs: dict[str, Any] = {}
+        for key in ("detector_args", "embedder_args", "segmenter_args", "tracker_args"):
+            try:
+                parsed = json.loads(str(values[key]) or "{}")
+                if not isinstance(parsed, dict):
+                    raise ValueError("not a JSON object")
+                kwargs[key] = parsed
+            except ValueError as exc:
+                log.error(f"parameter {key}={values[key]!r} rejected ({exc}); using {{}}")
+        base = config_from_parameters(GroundingConfig, values, log)
+        matching = config_from_parameters(MatchConfig, values, log, prefix="matching.")
+        target = config_from_parameters(TargetConfig, values, log, prefix="target.")
+        hv = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k.startswith("highlight.")}
+        highlight = config_from_parameters(HighlightStyle, hv, log, prefix="highlight.")
+        try:
+            return GroundingConfig(**{**{f: getattr(base, f) for f in base.__dataclass_fields__ if f not in _SKIP},
+                                      **kwargs, "matching": matching, "target": target, "highlight": highlight})
+        except (KeyError, ValueError) as exc:
+            log.error(f"grounding configuration rejected ({exc}); using the defaults (offline backends)")
+            return GroundingConfig(matching=matching, target=target, highlight=highlight)
+
+    def _camera_poses(self, flat: Any, cams: list[str]) -> list[Pose | None]:
+        vals = [float(v) for v in (flat or [])]
+        if len(vals) <= 1:
+            return [None] * len(cams)
+        out: list[Pose | None] = [None] * len(cams)
+        if len(vals) % 7 or len(vals) // 7 > len(cams):
+            self.get_logger().error(
+                f"camera_poses has {len(vals)} numbers; need 7 per camera ({len(cams)} cameras): poses ignored, "
+                "targets stay in the camera frame")
+            return out
+        for k in range(len(vals) // 7):
+            p, q = np.array(vals[7 * k:7 * k + 3]), np.array(vals[7 * k + 3:7 * k + 7])
+            if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q)) and abs(np.linalg.norm(q) - 1) < 1e-3):
+                self.get_logger().error(f"camera_poses of '{cams[k]}' rejected (need finite xyz + unit quaternion)")
+                continue
+            out[k] = Pose(p, q, 0.0, self.config.base_frame)
+        return out
+
+    def _bounded(self, values: dict, name: str, lo: float, hi: float, default: float) -> float:
+        try:
+            v = float(values[name])
+            if lo <= v <= hi:
+                return v
+        except (TypeError, ValueError):
+            pass
+        self.get_logger().error(f"parameter {name}={values[name]!r} rejected (need {lo}..{hi}); using {default}")
+        return default
+
+    def _guard(self, fn, *args) -> None:
+        """Run a callback; an unexpected exception is logged, never kills the node."""
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001  (a bug in one frame must not stop grounding)
+            self.get_logger().error(f"{fn.__name__} failed: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
+
+    # ------------------------------------------------------------------ inputs
+    def _on_info(self, cam: _Camera, msg) -> None:
+        try:
+            cam.intrinsics = camera_info_to_intrinsics(msg)
+        except (MessageError, ValueError) as exc:
+            self.get_logger().warning(f"{cam.ns}: camera_info rejected: {exc}", throttle_duration_sec=5.0)
+
+    def _on_depth(self, cam: _Camera, msg) -> None:
+        try:
+            depth = depth_to_metres(msg)
+        except (MessageError, ValueError) as exc:
+            self.get_logger().warning(f"{cam.ns}: depth image rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        cam.depth = (stamp_to_seconds(msg.header.stamp), depth)
+        waiting = cam.waiting_color
+        if waiting is not None and abs(stamp_to_seconds(waiting.header.stamp) - cam.depth[0]) <= self.depth_tol:
+            cam.waiting_color = None
+            self._process_color(cam, waiting)
+
+    def _on_color(self, cam: _Camera, msg) -> None:
+        # Drivers publish colour and depth separately, in either order: a colour frame whose depth
+        # has not arrived yet waits for it (at most until the next colour frame, which then
+        # processes it without depth).
+        stamp = stamp_to_seconds(msg.header.stamp)
+        if cam.depth is not None and abs(cam.depth[0] - stamp) <= self.depth_tol:
+            self._process_color(cam, msg)
+            return
+        previous, cam.waiting_color = cam.waiting_color, msg
+        if previous is not None:
+            self._process_color(cam, previous)
+
+    def _on_instruction(self, msg) -> None:
+        text = msg.data
+        if text == self._instruction and self.cameras[0].pipeline.target_names:
+            # the same task again (a repeated publish, a late joiner): keep grounding, don't restart
+            self.get_logger().info(f"instruction {text[:80]!r} is already being grounded; duplicate ignored",
+                                   throttle_duration_sec=5.0)
+            return
+        self.get_logger().info(f"instruction: {text[:120]!r}")
+        with self._lock:
+            self._generation += 1
+        parsed = None
+        for cam in self.cameras:
+            parsed = cam.pipeline.set_instruction(text)
+            cam.pipeline.reset()
+            cam.detected_since_change = False
+        self._instruction = text
+        self._last_status = None
+        if parsed is None or not parsed.valid:
+            why = parsed.reason if parsed is not None else "no camera"
+            self.get_logger().warning(f"instruction rejected: {why}; grounding nothing")
+            self._publish_status("no_reference", f"instruction rejected: {why}", {}, force=True, level="WARN")
+            return
+        if not parsed.object_names:
+            # nothing personal: pass the instruction through unchanged, ground nothing
+            self._publish_rewritten(parsed.text)
+            unresolved = "; ".join(f"'{r.text}': {r.reason}" for r in parsed.references if not r.resolved)
+            reason = (f"no enrolled object to ground ({unresolved})" if unresolved
+                      else "instruction has no personal reference; nothing to ground")
+            self._publish_status("no_reference", reason, {}, force=True)
+
+    def _on_exclude(self, msg) -> None:
+        try:
+            req = ExclusionRequest.from_json(msg.data)
+        except ValueError as exc:
+            self.get_logger().warning(f"grounding/exclude rejected: {exc}")
+            return
+        primary = self.cameras[0]
+        frame = req.frame_id or self.config.base_frame
+        if frame != self.config.base_frame and (primary.intrinsics is None or frame != primary.intrinsics.frame_id):
+            self.get_logger().warning(
+                f"grounding/exclude in frame '{frame}' ignored: need '{self.config.base_frame}' or the camera frame")
+            return
+        exclusions = [Exclusion(tuple(p), req.radius, frame) for p in req.exclusions]
+        try:
+            with self._lock:
+                self._generation += 1
+            for cam in self.cameras:
+                cam.pipeline.set_exclusions(exclusions)
+                cam.detected_since_change = False
+        except ValueError as exc:
+            self.get_logger().warning(f"grounding/exclude rejected: {exc}")
+            return
+        self.get_logger().info(
+            f"exclusions: {len(exclusions)} instance(s) ({req.reason or 'planner'}); re-grounding" if exclusions
+            else "exclusions cleared")
+
+    def _on_enroll(self, msg) -> None:
+        try:
+            data = json.loads(msg.data)
+            name, category = str(data["name"]), str(data["category"])
+            images = [str(p) for p in data["images"]]
+            aliases = [str(a) for a in data.get("aliases", [])]
+            overwrite = bool(data.get("overwrite", False))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.get_logger().warning(f"grounding/enroll rejected: {exc} (need JSON name, category, images)")
+            return
+        self._jobs.put(("enroll", name, category, images, aliases, overwrite))
+
+    def _on_reload(self, request, response):
+        self._reload.set()
+        response.success = True
+        response.message = f"reloading the personal-object memory from {self.memory.root}"
+        return response
+
+    # ------------------------------------------------------------------ frames
+    def _process_color(self, cam: _Camera, msg) -> None:
+        log = self.get_logger()
+        if self._reload.is_set():
+            self._reload.clear()
+            for c in self.cameras:
+                c.pipeline.reload_memory()
+                c.detected_since_change = False
+            log.info(f"personal-object memory reloaded: {self.cameras[0].pipeline.memory.names()}")
+        try:
+            rgb = image_to_numpy(msg)
+            if msg.encoding == "bgr8":
+                rgb = rgb[..., ::-1]
+            if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+                raise MessageError(f"need a colour image (rgb8/bgr8), got encoding '{msg.encoding}' {rgb.shape}")
+        except (MessageError, ValueError) as exc:
+            log.warning(f"{cam.ns}: colour image rejected: {exc}", throttle_duration_sec=2.0)
+            return
+        stamp = stamp_to_seconds(msg.header.stamp)
+        if stamp < cam.last_stamp:
+            log.warning(f"{cam.ns}: frame stamped {stamp:.3f} s is older than the last one ({cam.last_stamp:.3f} s); "
+                        "dropped", throttle_duration_sec=2.0)
+            return
+        if self.max_age > 0 and stamp > 0 and ros_seconds(self) - stamp > self.max_age:
+            log.warning(f"{cam.ns}: frame is {ros_seconds(self) - stamp:.2f} s old (max_frame_age {self.max_age} s); "
+                        "dropped", throttle_duration_sec=2.0)
+            return
+        cam.last_stamp = stamp
+        depth = None
+        if cam.depth is not None and abs(cam.depth[0] - stamp) <= self.depth_tol:
+            depth = cam.depth[1]
+            if depth.shape != rgb.shape[:2]:
+                log.warning(f"{cam.ns}: depth {depth.shape} does not match colour {rgb.shape[:2]}; depth ignored",
+                            throttle_duration_sec=5.0)
+                depth = None
+        elif self.cameras[0] is cam and cam.pipeline.target_names:
+            log.warning(f"{cam.ns}: no depth frame within {self.depth_tol * 1000:.0f} ms of the colour frame; "
+                        "grounding without depth (no proposals, no 3D target)", throttle_duration_sec=5.0)
+        rgb = np.ascontiguousarray(rgb)
+        frame = GroundingFrame(rgb, depth, cam.intrinsics, cam.pose, stamp)
+        pipe = cam.pipeline
+        if not pipe.target_names:
+            self._publish_images(cam, rgb, None, msg.header)
+            if cam is self.cameras[0]:
+                self.markers_pub.publish(object_markers([], stamp))
+            return
+        # adopt a finished detection (from an earlier frame), then track it to this frame
+        with self._lock:
+            done, cam.done = cam.done, None
+            generation = self._generation
+        if done is not None and done[0] == generation:
+            outcome = done[1]
+            pipe.accept_detection(outcome)
+            cam.detected_since_change = True
+            cam.last_detection_s = outcome.timings.get("detection_s", float("nan"))
+            first = outcome.objects[0] if outcome.objects else None
+            cam.last_candidates = ",".join(f"{c.score:.4f}" for c in first.candidates) if first else ""
+            cam.last_runner_up = f"{first.runner_up.score:.4f}" if first and first.runner_up else ""
+        cam.adopted = done is not None and done[0] == generation
+        t0 = time.perf_counter()
+        objects = pipe.track(frame)
+        tracking_s = time.perf_counter() - t0
+        result = pipe.result_from_tracking(frame, objects, tracking_s)
+        if done is None or done[0] != generation:
+            self._tracking_ms.append(tracking_s * 1e3)
+            del self._tracking_ms[:-200]
+        if (pipe.needs_detection() or pipe.needs_detection_now()) and not cam.pending:
+            cam.pending = True
+            self._jobs.put(("detect", cam, generation, frame))
+        self._publish_images(cam, result.highlighted, result.mask, msg.header)
+        if cam is self.cameras[0]:
+            self._publish_result(cam, result)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if job[0] == "detect":
+                _, cam, generation, frame = job
+                try:
+                    outcome = cam.pipeline.detect(frame)
+                    with self._lock:
+                        if generation == self._generation:
+                            cam.done = (generation, outcome)
+                except (InvalidImage, ValueError, KeyError) as exc:
+                    self.get_logger().warning(f"{cam.ns}: detection failed: {exc}", throttle_duration_sec=2.0)
+                except Exception as exc:  # noqa: BLE001
+                    self.get_logger().error(f"{cam.ns}: detection crashed: {type(exc).__name__}: {exc}",
+                                            throttle_duration_sec=2.0)
+                finally:
+                    cam.pending = False
+            elif job[0] == "enroll":
+                self._enroll(*job[1:])
+
+    def _enroll(self, name: str, category: str, images: list[str], aliases: list[str], overwrite: bool) -> None:
+        log = self.get_logger()
+        t0 = time.perf_counter()
+        try:
+            memory = PersonalObjectMemory(self.memory.root)
+            memory.enroll(name, images, category, self.cameras[0].pipeline.embedder, aliases=aliases,
+                          overwrite=overwrite, source="grounding/enroll topic")
+        except (ValueError, OSError) as exc:
+            log.error(f"enrolment of '{name}' failed: {exc}")
+            return
+        log.info(f"enrolled '{name}' ({category}, {len(images)} images) in {time.perf_counter() - t0:.2f} s")
+        self._reload.set()
+
+    # ------------------------------------------------------------------ outputs
+    def _publish_images(self, cam: _Camera, rgb: np.ndarray, mask: np.ndarray | None, header) -> None:
+        stamp = stamp_to_seconds(header.stamp)
+        cam.pubs["image"].publish(numpy_to_image(rgb, "rgb8", stamp, header.frame_id))
+        if mask is not None:
+            cam.pubs["mask"].publish(numpy_to_image(mask.astype(np.uint8) * 255, "mono8", stamp, header.frame_id))
+
+    def _publish_rewritten(self, text: str) -> None:
+        if text and text != self._last_rewritten:
+            self._last_rewritten = text
+            self.rewritten_pub.publish(itf.GROUNDING_INSTRUCTION.msg_type(data=text))
+            self.get_logger().info(f"rewritten instruction: {text!r}")
+
+    def _publish_result(self, cam: _Camera, result: GroundingResult) -> None:
+        found = [o for o in result.objects if o.status == "found"]
+        markers = []
+        for o in found:
+            t = o.target
+            if t is None:
+                continue
+            centroid = t.centroid_base or t.centroid_camera
+            grasp = t.grasp_base or t.grasp_camera
+            markers.append((o.name, resolve_color(o.color), centroid, grasp, f"{o.score:.3f}"))
+        primary = result.primary()
+        if primary is not None and primary.status == "found" and primary.target is not None:
+            grasp = primary.target.grasp_base or primary.target.grasp_camera
+            self.target_pub.publish(pose_to_msg(Pose(grasp.position, grasp.orientation, result.stamp, grasp.frame_id)))
+        self.markers_pub.publish(object_markers(markers, result.stamp))
+        if not cam.detected_since_change:
+            return  # no verdict yet for this instruction: say nothing rather than "not found"
+        if result.status == "found":
+            self._publish_rewritten(result.rewritten_instruction)
+        # mode: "detect" on the frame that adopted a detection, else "track"
+        values: dict[str, Any] = {"mode": "detect" if cam.adopted else "track", "camera": cam.ns}
+        if primary is not None:
+            values["object"] = primary.name
+            values["score"] = f"{primary.score:.4f}"
+            values["candidates"] = cam.last_candidates  # every proposal's score at the last detection
+            if cam.last_runner_up:
+                values["runner_up_score"] = cam.last_runner_up
+            if primary.target is not None:
+                g = primary.target.grasp_base or primary.target.grasp_camera
+                values["target"] = ",".join(f"{v:.4f}" for v in g.position)
+                values["target_frame"] = g.frame_id
+        values["detection_ms"] = f"{cam.last_detection_s * 1e3:.1f}"
+        if self._tracking_ms:
+            values["tracking_ms_p95"] = f"{np.percentile(self._tracking_ms, 95):.1f}"
+        values["exclusions"] = len(cam.pipeline.exclusions)
+        values["rewritten"] = result.rewritten_instruction
+        level = "OK" if result.status == "found" else "WARN"
+        self._publish_status(result.status, result.reason, values, force=False, level=level)
+
+    def _publish_status(self, status: str, reason: str, values: dict[str, Any], force: bool, level: str = "OK") -> None:
+        now = time.monotonic()
+        key = (status, values.get("object", ""))
+        if values.get("mode") == "detect":
+            force = True  # every detection verdict is reported
+        if not force and key == self._last_status and now - self._last_status_time < self.status_period:
+            return
+        if key != self._last_status:
+            # (rclpy forbids one call site logging at two severities: two calls)
+            if status in ("found", "no_reference"):
+                self.get_logger().info(f"grounding: {status}: {reason[:200]}")
+            else:
+                self.get_logger().warning(f"grounding: {status}: {reason[:200]}")
+        self._last_status, self._last_status_time = key, now
+        vals = {"status": status, "reason": reason, "instruction": self._instruction, **values}
+        self.status_pub.publish(diagnostics_msg("grounding", level, f"{status}: {reason}"[:300], vals, ros_seconds(self)))
+
+    def stop(self) -> None:
+        """Stop the detection worker."""
+        self._stop.set()
+        self._worker.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `ros2 run vla_stack grounding_node` / `vla-stack up`."""
+    return spin_node(GroundingNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
