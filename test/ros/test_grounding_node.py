@@ -62,6 +62,7 @@ def test_grounding_node_finds_highlights_and_locates_my_mug(start_node, ros_node
     gt_msgs = ros_node.subscribe(itf.GROUND_TRUTH.name, String, itf.GROUND_TRUTH.sub_qos)
     status = ros_node.subscribe(STATUS.name, DiagnosticArray, STATUS.sub_qos)
     targets = ros_node.subscribe(itf.GROUNDING_TARGET.name, PoseStamped, itf.GROUNDING_TARGET.sub_qos)
+    places = ros_node.subscribe(itf.GROUNDING_PLACE.name, PoseStamped, itf.GROUNDING_PLACE.sub_qos)
     rewritten = ros_node.subscribe(itf.GROUNDING_INSTRUCTION.name, String, itf.GROUNDING_INSTRUCTION.sub_qos)
     prompted = ros_node.subscribe(itf.PROMPTED_IMAGE.name, Image)
     masks = ros_node.subscribe(itf.GROUNDING_MASK.name, Image)
@@ -95,6 +96,14 @@ def test_grounding_node_finds_highlights_and_locates_my_mug(start_node, ros_node
     others = [np.array(m["position"][:2]) for m in gt["mugs"] if not m["mine"]]
     assert all(np.linalg.norm(p[:2] - o) > 0.05 for o in others)
     assert 0.02 < p[2] < 0.10  # below the rim of a 9 cm mug
+    # the place point: where my mug's grasp point goes on the tray (found from depth, not ground truth)
+    assert ros_node.wait_until(lambda: len(places) > 0, timeout=20), node.text()[-3000:]
+    from vla_stack.core.policy.simulation import grasp_and_place
+
+    _, _, true_place, _ = grasp_and_place(gt, mine["name"])
+    q = places[-1].pose.position
+    assert places[-1].header.frame_id == "panda_link0"
+    assert np.linalg.norm(np.array([q.x, q.y, q.z]) - true_place) < 0.04, ([q.x, q.y, q.z], true_place)
     # the highlighted image differs from the raw frame on the mask, and only near it
     ros_node.wait_until(lambda: len(masks) > 0, timeout=10)
     with ros_node.lock:

@@ -9,6 +9,8 @@ chunking, delay measurement, stale-chunk dropping); the node publishes what it r
 Subscribes (relative names, `topics.*` parameters):
 - `joint_states` (sensor_msgs/JointState): arm + finger joints;
 - `grounding/target` (geometry_msgs/PoseStamped, base frame): grasp point, yaw = grasp yaw;
+- `grounding/place_target` (PoseStamped, base frame): place point when neither the
+  `inputs.place_position` parameter nor the planner subtask gives one;
 - `grounding/prompted_image` (Image rgb8) and `grounding/instruction` (String): only when the
   backend takes images/prompts (`use_images`; the openpi backend);
 - `planner/subtask` (String JSON: skill, arguments.place_position) and `planner/latent`
@@ -77,6 +79,8 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "status_period": (0.5, "period of action_expert/status, s"),
     "topics.joint_states": (itf.JOINT_STATES.name, "JointState input"),
     "topics.target": (itf.GROUNDING_TARGET.name, "grounded grasp point (PoseStamped, base frame)"),
+    "topics.place_target": (itf.GROUNDING_PLACE.name, "place point from grounding (PoseStamped, base frame; used "
+                            "when neither inputs.place_position nor the planner subtask gives one)"),
     "topics.prompted_image": (itf.PROMPTED_IMAGE.name, "highlighted image from grounding (rgb8)"),
     "topics.instruction": (itf.GROUNDING_INSTRUCTION.name, "rewritten instruction (String)"),
     "topics.subtask": (itf.PLANNER_SUBTASK.name, "planner subtask (String JSON)"),
@@ -141,6 +145,7 @@ class ActionExpertNode(Node):
 
         sub(itf.JOINT_STATES, str(p["topics.joint_states"]), self._on_joint_states)
         sub(itf.GROUNDING_TARGET, str(p["topics.target"]), self._on_target)
+        sub(itf.GROUNDING_PLACE, str(p["topics.place_target"]), self._on_place)
         sub(itf.PLANNER_SUBTASK, str(p["topics.subtask"]), self._on_subtask)
         sub(itf.PLANNER_LATENT, str(p["topics.latent"]), self._on_latent)
         if bool(p["use_images"]):
@@ -190,6 +195,14 @@ class ActionExpertNode(Node):
             self._reject("target", InputRejected("malformed", f"grounding target rejected: {exc}"))
         except InputRejected as exc:
             self._reject("target", exc)
+
+    def _on_place(self, msg) -> None:
+        try:
+            self.builder.update_place(pose_to_core(msg))
+        except MessageError as exc:
+            self._reject("place", InputRejected("malformed", f"place target rejected: {exc}"))
+        except InputRejected as exc:
+            self._reject("place", exc)
 
     def _on_subtask(self, msg: String) -> None:
         try:

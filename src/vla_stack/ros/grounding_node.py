@@ -60,8 +60,9 @@ from vla_stack.core.grounding.pipeline import (
     GroundingPipeline,
     GroundingResult,
 )
+from vla_stack.core.grounding.places import PlaceConfig, PlaceEstimate, locate_support
 from vla_stack.core.grounding.prompting import HighlightStyle
-from vla_stack.core.grounding.proposals import DETECTORS
+from vla_stack.core.grounding.proposals import DETECTORS, DepthClusterDetector
 from vla_stack.core.grounding.segmenters import SEGMENTERS
 from vla_stack.core.grounding.target import TargetConfig
 from vla_stack.core.planning.task_planner import ExclusionRequest
@@ -109,6 +110,9 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "topics.mask": (itf.GROUNDING_MASK.name, "mask output (Image mono8)"),
     "topics.target": (itf.GROUNDING_TARGET.name, "grasp point output (PoseStamped)"),
     "topics.rewritten": (itf.GROUNDING_INSTRUCTION.name, "rewritten instruction output (String, latched)"),
+    "topics.place_target": (itf.GROUNDING_PLACE.name, "place point output (PoseStamped, latched)"),
+    "place.enabled": (True, "locate the support to put the object on (the widest low cluster on the table, e.g. a "
+                      "tray) and publish grounding/place_target; needs depth and the camera pose"),
     "topics.markers": (itf.GROUNDING_MARKERS.name, "rviz2 markers output (MarkerArray)"),
     "topics.status": (STATUS_TOPIC.name, "status output (DiagnosticArray)"),
 }
@@ -122,6 +126,7 @@ def grounding_parameter_spec() -> dict[str, tuple[Any, str]]:
         **dataclass_parameter_spec(GroundingConfig, skip=_SKIP),
         **dataclass_parameter_spec(MatchConfig, prefix="matching."),
         **dataclass_parameter_spec(TargetConfig, prefix="target."),
+        **dataclass_parameter_spec(PlaceConfig, prefix="place."),
         **{k: (list(v) if isinstance(v, tuple) else v, h)
            for k, (v, h) in dataclass_parameter_spec(HighlightStyle, prefix="highlight.").items()},
     }
@@ -189,6 +194,12 @@ class GroundingNode(Node):
         )
         self.markers_pub = self.create_publisher(itf.GROUNDING_MARKERS.msg_type, topic("markers"), itf.GROUNDING_MARKERS.pub_qos)
         self.status_pub = self.create_publisher(STATUS_TOPIC.msg_type, topic("status"), STATUS_TOPIC.pub_qos)
+        self.place_pub = self.create_publisher(itf.GROUNDING_PLACE.msg_type, topic("place_target"), itf.GROUNDING_PLACE.pub_qos)
+        self.place_enabled = bool(values["place.enabled"])
+        self.place_config = config_from_parameters(PlaceConfig, values, log, prefix="place.")
+        self._support_detector = DepthClusterDetector(use_size_prior=False) if self.place_enabled else None
+        self._support: tuple[int, PlaceEstimate] | None = None  # (generation, estimate), worker -> callback
+        self._place_published: tuple[int, np.ndarray] | None = None
 
         # ---- subscriptions
         for cam in self.cameras:
@@ -477,6 +488,7 @@ class GroundingNode(Node):
                     with self._lock:
                         if generation == self._generation:
                             cam.done = (generation, outcome)
+                    self._locate_support(cam, generation, frame)
                 except (InvalidImage, ValueError, KeyError) as exc:
                     self.get_logger().warning(f"{cam.ns}: detection failed: {exc}", throttle_duration_sec=2.0)
                 except Exception as exc:  # noqa: BLE001
@@ -486,6 +498,42 @@ class GroundingNode(Node):
                     cam.pending = False
             elif job[0] == "enroll":
                 self._enroll(*job[1:])
+
+    def _locate_support(self, cam: _Camera, generation: int, frame: GroundingFrame) -> None:
+        """Worker: find the place support once per instruction (primary camera, with depth and pose)."""
+        if (self._support_detector is None or cam is not self.cameras[0] or frame.depth is None
+                or frame.intrinsics is None or cam.pose is None):
+            return
+        with self._lock:
+            if self._support is not None and self._support[0] == generation:
+                return
+        det = self._support_detector.detect(frame.rgb, frame.depth, frame.intrinsics, ["support"])
+        place = locate_support(det, frame.depth, frame.intrinsics, cam.pose, self.place_config)
+        if place is None:
+            self.get_logger().warning("no place support (tray/plate) found on the table: no grounding/place_target",
+                                      throttle_duration_sec=10.0)
+            return
+        with self._lock:
+            self._support = (generation, place)
+
+    def _publish_place(self, result: GroundingResult) -> None:
+        """Callback thread: publish the place point once the object and the support are known."""
+        with self._lock:
+            support, generation = self._support, self._generation
+        primary = result.primary()
+        if (support is None or support[0] != generation or primary is None or primary.status != "found"
+                or primary.target is None or primary.target.grasp_base is None):
+            return
+        if self._place_published is not None and self._place_published[0] == generation:
+            return
+        place = support[1]
+        grasp_height = float(primary.target.grasp_base.position[2]) - place.table_z
+        point = place.place_point(grasp_height)
+        self._place_published = (generation, point)
+        self.place_pub.publish(pose_to_msg(Pose(point, np.array([0.0, 0.0, 0.0, 1.0]), result.stamp, self.config.base_frame)))
+        self.get_logger().info(
+            f"place target: support {np.round(place.extent, 2).tolist()} m wide at "
+            f"{np.round(place.center, 3).tolist()}; grasp point goes to {np.round(point, 3).tolist()} ({self.config.base_frame})")
 
     def _enroll(self, name: str, category: str, images: list[str], aliases: list[str], overwrite: bool) -> None:
         log = self.get_logger()
@@ -532,6 +580,7 @@ class GroundingNode(Node):
             return  # no verdict yet for this instruction: say nothing rather than "not found"
         if result.status == "found":
             self._publish_rewritten(result.rewritten_instruction)
+            self._publish_place(result)
         # mode: "detect" on the frame that adopted a detection, else "track"
         values: dict[str, Any] = {"mode": "detect" if cam.adopted else "track", "camera": cam.ns}
         if primary is not None:

@@ -149,6 +149,12 @@ PROMPTED_IMAGE = _sensor("grounding/prompted_image", Image, "colour image with t
 GROUNDING_MASK = _sensor("grounding/mask", Image, "mono8 mask of the grounded object (255 = object)")
 GROUNDING_TARGET = _reliable("grounding/target", PoseStamped, "grasp point of the grounded object")
 GROUNDING_INSTRUCTION = _reliable("grounding/instruction", String, "rewritten instruction", latched=True)
+GROUNDING_PLACE = _reliable(
+    "grounding/place_target", PoseStamped,
+    "where the grasp point of the grounded object goes when it is put down on the support named in the "
+    "instruction (tray floor centre + grasp height), base frame",
+    latched=True,
+)
 GROUNDING_MARKERS = _reliable("grounding/markers", MarkerArray, "rviz2 markers of the grounded object")
 GROUNDING_EXCLUDE = _reliable(
     "grounding/exclude", String,

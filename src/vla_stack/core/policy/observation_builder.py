@@ -155,6 +155,8 @@ class ObservationBuilder:
         self.target: tuple[np.ndarray, float, float] | None = None  # grasp point, yaw, stamp
         self.place: np.ndarray | None = (np.asarray(self.config.place_position, dtype=np.float64)
                                          if self.config.place_position else None)
+        # where the place point came from; priority: parameter > planner subtask > grounding
+        self.place_source = "parameter" if self.place is not None else ""
         self.subtask: tuple[PlannerSubtask, float] | None = None
         self.latent: tuple[np.ndarray, float] | None = None
         self.wrench: tuple[Wrench, float] | None = None
@@ -198,8 +200,24 @@ class ObservationBuilder:
         """Store the planner's subtask (JSON) received at `now`."""
         sub = subtask_from_json(text)
         self.subtask = (sub, now)
-        if sub.place is not None:
-            self.place = sub.place
+        if sub.place is not None and self.place_source != "parameter":
+            self.place, self.place_source = sub.place, "subtask"
+
+    def update_place(self, pose: Pose) -> None:
+        """Store grounding's place point (grounding/place_target: where the grasp point goes), used
+        when neither the place_position parameter nor the planner's subtask gives one.
+
+        Raises InputRejected ("frame", "nan", "malformed") like `update_target`.
+        """
+        if pose.frame_id not in ("", self.config.base_frame):
+            raise InputRejected("frame", f"place target rejected: frame '{pose.frame_id}' is not the base frame "
+                                         f"'{self.config.base_frame}'")
+        if not np.all(np.isfinite(pose.position)):
+            raise InputRejected("nan", "place target rejected: NaN/inf")
+        if np.linalg.norm(pose.position) > 3.0:
+            raise InputRejected("malformed", "place target rejected: more than 3 m from the robot base")
+        if self.place_source in ("", "grounding"):
+            self.place, self.place_source = pose.position.copy(), "grounding"
 
     def update_latent(self, latent: np.ndarray, now: float) -> None:
         """Store the planner latent received at `now` (longer than LATENT_DIM: truncated)."""
@@ -254,7 +272,8 @@ class ObservationBuilder:
         if self.target is None:
             raise InputRejected("waiting", "waiting for grounding/target")
         if self.place is None:
-            raise InputRejected("waiting", "waiting for a place point (parameter place_position or planner subtask)")
+            raise InputRejected("waiting", "waiting for a place point (parameter place_position, planner subtask or "
+                                           "grounding/place_target)")
         q, width, stamp = self.state
         age = now - stamp
         if age > cfg.max_state_age:
