@@ -1,4 +1,4 @@
-"""Simulated Panda with mugs: the nodes of config/profiles/sim.yaml (same as `vla-stack up sim`).
+"""The whole stack on the simulated Panda: the nodes of config/profiles/sim.yaml (same as `vla-stack up sim`).
 
     ros2 launch vla_stack sim.launch.py [namespace:=robot1] [use_sim_time:=true]
 """

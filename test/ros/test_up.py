@@ -15,14 +15,14 @@ pytestmark = pytest.mark.ros
 
 
 def test_up_sim_starts_and_stops_cleanly(ros_env, ros_node):
-    """`vla-stack up sim` brings the sim up (joint_states flow over DDS) and Ctrl-C ends every process."""
+    """`vla-stack up sim_robot` brings the sim up (joint_states flow over DDS) and Ctrl-C ends every process."""
     exe = Path(sys.executable).parent / "vla-stack"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vla_stack.cli"]
-    proc = subprocess.Popen(cmd + ["up", "sim"], env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd + ["up", "sim_robot"], env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
         states = ros_node.subscribe("joint_states", JointState)
-        assert ros_node.wait_until(lambda: len(states) >= 5, timeout=90), "no joint_states from `vla-stack up sim`"
+        assert ros_node.wait_until(lambda: len(states) >= 5, timeout=90), "no joint_states from `vla-stack up sim_robot`"
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
@@ -37,7 +37,7 @@ def test_up_sim_starts_and_stops_cleanly(ros_env, ros_node):
 def test_process_group_reports_a_dead_node(ros_env):
     """A node killed from outside is reported once with its exit code; the others keep running."""
     lines = []
-    group = ProcessGroup(load_profile("sim"), sink=lines.append, env={k: ros_env[k] for k in ("ROS_DOMAIN_ID",)})
+    group = ProcessGroup(load_profile("sim_robot"), sink=lines.append, env={k: ros_env[k] for k in ("ROS_DOMAIN_ID",)})
     group.start()
     try:
         sim = group.process("sim_node")

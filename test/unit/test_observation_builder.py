@@ -32,3 +32,40 @@ def test_bad_place_targets_are_rejected_and_change_nothing(bad):
     with pytest.raises(InputRejected):
         b.update_place(bad)
     assert b.place is None
+
+
+def test_grasp_yaw_is_folded_into_half_turn_range():
+    b = ObservationBuilder(ObservationConfig())
+    yaw = 2.61  # = -0.53 + pi: the same grasp for a parallel gripper
+    b.update_target(Pose(np.array([0.5, 0.0, 0.06]), np.array([0, 0, np.sin(yaw / 2), np.cos(yaw / 2)]), 0.0, "panda_link0"))
+    assert abs(b.target[1] - (yaw - np.pi)) < 1e-9
+
+
+def _state(width: float, stamp: float = 1.0):
+    from vla_stack.core.types import JointState
+
+    names = tuple(f"panda_joint{i}" for i in range(1, 8)) + ("panda_finger_joint1", "panda_finger_joint2")
+    return JointState(names, np.r_[np.zeros(7), width / 2, width / 2], np.zeros(9), np.zeros(9), stamp=stamp)
+
+
+def test_in_hand_target_replaces_a_stale_grounding_target_while_holding():
+    hand = np.array([0.3, 0.2, 0.25])
+    b = ObservationBuilder(ObservationConfig(place_position=(0.4, 0.3, 0.07)), hand_position=lambda q: hand)
+    b.update_target(Pose(np.array([0.5, 0.0, 0.065]), stamp=1.0, frame_id="panda_link0"))
+    b.update_joint_state(_state(0.08, stamp=10.0))  # open, target 9 s old: stale
+    with pytest.raises(InputRejected, match="old"):
+        b.build(10.0)
+    b.update_joint_state(_state(0.058, stamp=10.0))  # closed on a 6 cm mug: holding
+    obs = b.build(10.0)
+    np.testing.assert_allclose(obs.grasp_position, hand)
+    b.update_pad("left", normal_force=0.1, now=10.0)  # fresh pads that feel nothing: not holding after all
+    b.update_pad("right", normal_force=0.1, now=10.0)
+    with pytest.raises(InputRejected, match="old"):
+        b.build(10.0)
+    b.update_joint_state(_state(0.004, stamp=10.0))  # closed on nothing
+    b.pads = {}
+    with pytest.raises(InputRejected, match="old"):
+        b.build(10.0)
+    no_model = ObservationBuilder(ObservationConfig(place_position=(0.4, 0.3, 0.07)))
+    no_model.update_joint_state(_state(0.058, stamp=10.0))
+    assert not no_model.holding(10.0)

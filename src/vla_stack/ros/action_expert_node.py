@@ -45,6 +45,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.policy.backends import POLICIES
 from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig
 from vla_stack.core.policy.backends.openpi import OpenPIConfig
@@ -118,7 +119,7 @@ class ActionExpertNode(Node):
         p = declare_parameters(self, NODE_PARAMETERS)
         self.scheduler_config = config_from_parameters(SchedulerConfig, _tuple_fields(SchedulerConfig, p, "scheduler."), log, "scheduler.")
         self.inputs_config = config_from_parameters(ObservationConfig, _tuple_fields(ObservationConfig, p, "inputs."), log, "inputs.")
-        self.builder = ObservationBuilder(self.inputs_config)
+        self.builder = ObservationBuilder(self.inputs_config, hand_position=self._hand_model(log))
         backend = str(p["backend"])
         try:
             if backend == "openpi":
@@ -170,6 +171,18 @@ class ActionExpertNode(Node):
         )
         if self.scheduler_config.strategy == "rtc" and not meta.supports_guidance:
             log.warning(f"backend {meta.name} cannot take real-time chunking guidance: 'rtc' runs as naive_async")
+
+    def _hand_model(self, log):
+        """q (7,) -> TCP position in the base frame, for the in-hand target (Panda only; else disabled)."""
+        if not self.inputs_config.hand_target_when_holding:
+            return None
+        if tuple(self.inputs_config.arm_joints) != PANDA_ARM_JOINTS:
+            log.warning("inputs.hand_target_when_holding needs the Panda hand model; disabled for these arm joints")
+            return None
+        from vla_stack.core.kinematics.robot_model import RobotModel
+
+        model = RobotModel.panda()
+        return lambda q: model.fk(q)[:3, 3]
 
     # ---- inputs ------------------------------------------------------------------------------------
     def _reject(self, what: str, exc: Exception) -> None:

@@ -1,63 +1,75 @@
-"""`vla-stack demo`: the simulated pick-and-place, headless, over real ROS 2 processes.
+"""`vla-stack demo`: "bring my cup to the tray" with the whole stack, headless, over real ROS 2 processes.
 
-Each episode starts the `sim` profile (MuJoCo Panda + look-alike mugs) and the scripted pick
-node as separate processes on a private ROS domain, hands the pick node the grasp point of
-"my" mug on `grounding/target`, and watches: it records the scene camera to an mp4 with the
-phase written in, and judges success from the simulator's ground truth (the demo is the
-evaluator, so it may read `sim/ground_truth`; no stack node does).
+Each episode:
+1. renders reference views of the scene's own mug (the user's "my cup") in the simulator and
+   enrols them in a personal-object memory (`vla-stack enroll my_mug --from-sim SEED` does the same);
+2. starts the `sim` profile (sim_node, safety_controller, grounding_node, planner_node,
+   action_expert) as separate processes on a private ROS domain;
+3. publishes "bring my cup to the tray" on `task/instruction` and watches: grounding highlights
+   a mug and publishes its grasp point and the tray's place point, the planner publishes
+   subtasks, the action expert streams chunks through the safety controller to the arm;
+4. judges from the simulator's ground truth (the demo is the evaluator, so it may read
+   `sim/ground_truth`; no stack node does): which mug the gripper took first, whether my mug
+   ends upright in the tray, in how long, with how many safety interventions, and the latencies
+   the nodes report.
 
-Until the grounding node exists (issue 4), the grasp point comes from ground truth: this demo
-shows the robot, the command interface and the process plumbing, not personalisation.
+Outputs (in --out): demo.mp4 (grounding's highlighted camera image with the subtask and the
+grounding status written in), demo.mcap (the stack's topics, ROS 2 message encoding: open it in
+Foxglove; camera-size images are kept at 2 Hz), summary.json, and a table on stdout.
+
+`--no-grounding` runs the generic baseline (the grounding node picks the best "cup" proposal, no
+personal memory); `--baseline` runs both on the same seeds and prints both.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
+import shutil
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from vla_stack.bringup import (
-    ManagedProcess,
-    NodeSpec,
-    ProcessGroup,
-    load_profile,
-    localhost_dds_environment,
-    node_command,
-)
-from vla_stack.core.policy.scripted_expert import targets_from_ground_truth
+from vla_stack.bringup import ProcessGroup, load_profile, localhost_dds_environment
+
+INSTRUCTION = "bring my cup to the tray"
+VIDEO_FPS = 10
 
 
 @dataclass
 class EpisodeResult:
-    """What one episode did."""
+    """What one episode did (ground truth judges; latencies are what the nodes reported)."""
 
     episode: int
     seed: int
     mugs: int
-    phase: str = "not started"
-    picked_mine: bool = False
+    mode: str  # "personal" (VAP grounding) or "generic" (baseline)
+    mine: str = ""
+    touched: str = ""  # first mug the gripper held ("" = none)
+    correct_mug: bool = False
     success: bool = False
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # instruction -> success (or end), wall clock
+    startup_s: float = 0.0
+    safety_interventions: int = 0
+    safety_codes: dict = field(default_factory=dict)
+    grounding_status: str = ""
+    grounding_detection_ms: float = float("nan")
+    grounding_tracking_p95_ms: float = float("nan")
+    inference_p50_ms: float = float("nan")
+    inference_p99_ms: float = float("nan")
+    chunks: int = 0
+    planner_state: str = ""
     frames: int = 0
     reason: str = ""
 
 
-def _in_tray(gt: dict, mug: str) -> bool:
-    """The simulator's own verdict: mug upright on the tray floor."""
-    entry = next(m for m in gt["mugs"] if m["name"] == mug)
-    return bool(entry["in_tray"] and entry["upright"])
-
-
-class DemoObserver:
-    """rclpy node of the demo process: ground truth, camera frames, pick status, target publisher."""
+class StackObserver:
+    """rclpy node of the demo process: watches the stack, publishes the instruction, records MCAP."""
 
     def __init__(self, rclpy_mod, context) -> None:
         from rclpy.executors import SingleThreadedExecutor
@@ -68,20 +80,68 @@ class DemoObserver:
         self.itf = itf
         self.node = rclpy_mod.create_node("vla_stack_demo", context=context)
         self.lock = threading.Lock()
-        self.ground_truth: dict | None = None
-        self.frame: np.ndarray | None = None
-        self.frame_count = 0
-        self.status: dict = {}
         self.node.create_subscription(String, itf.GROUND_TRUTH.name, self._on_gt, itf.GROUND_TRUTH.sub_qos)
-        self.node.create_subscription(itf.COLOR_IMAGE.msg_type, itf.COLOR_IMAGE.name, self._on_image, itf.COLOR_IMAGE.sub_qos)
-        status = itf.status("scripted_pick")
-        self.node.create_subscription(status.msg_type, status.name, self._on_status, itf.LATCHED_QOS)
-        self.target_pub = self.node.create_publisher(itf.GROUNDING_TARGET.msg_type, itf.GROUNDING_TARGET.name, itf.GROUNDING_TARGET.pub_qos)
+        self.node.create_subscription(itf.PROMPTED_IMAGE.msg_type, itf.PROMPTED_IMAGE.name, self._on_image,
+                                      itf.PROMPTED_IMAGE.sub_qos)
+        self.node.create_subscription(String, itf.PLANNER_SUBTASK.name, self._on_subtask, itf.PLANNER_SUBTASK.sub_qos)
+        self.node.create_subscription(String, itf.GROUNDING_INSTRUCTION.name, self._on_rewritten,
+                                      itf.GROUNDING_INSTRUCTION.sub_qos)
+        self.node.create_subscription(itf.ACTION_CHUNK.msg_type, itf.ACTION_CHUNK.name, self._on_chunk,
+                                      itf.ACTION_CHUNK.sub_qos)
+        for name, topic_node in (("planner", "planner"), ("grounding", "grounding"), ("action_expert", "action_expert"),
+                                 ("safety_controller", "safety")):
+            topic = itf.status(topic_node)
+            self.node.create_subscription(topic.msg_type, topic.name, lambda m, n=name: self._on_status(n, m), topic.sub_qos)
+        self.instruction_pub = self.node.create_publisher(String, itf.INSTRUCTION.name, itf.INSTRUCTION.pub_qos)
+        self.reset_pub = self.node.create_publisher(String, itf.SIM_RESET.name, itf.SIM_RESET.pub_qos)
+        from std_srvs.srv import Trigger
+
+        self.reset_clients = {name: self.node.create_client(Trigger, srv) for name, srv in (
+            ("planner", "planner_node/reset"), ("grounding", "grounding_node/reset"),
+            ("action_expert", "action_expert/reset"), ("safety", "safety/reset"))}
+        self.recorder = None
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
+        self.reset()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def reset(self) -> None:
+        """Forget the previous episode."""
+        with self.lock:
+            self.gt: dict | None = None
+            self.first_gt: dict | None = None
+            self.touched = ""
+            self.frame: np.ndarray | None = None
+            self.frame_count = 0
+            self.subtask: dict = {}
+            self.rewritten = ""
+            self.status: dict[str, dict] = {}
+            self.chunks = 0
+
+    def call_reset(self, name: str, timeout: float = 10.0) -> tuple[bool, str]:
+        """Call one node's reset service (std_srvs/Trigger); (success, message)."""
+        from std_srvs.srv import Trigger
+
+        client = self.reset_clients[name]
+        if not client.wait_for_service(timeout_sec=timeout):
+            return False, f"{client.srv_name} not available"
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not future.done():
+            return False, f"{client.srv_name} did not answer within {timeout:.0f} s"
+        result = future.result()
+        return bool(result.success), str(result.message)
+
+    def record(self, recording, exclude: list[str]) -> None:
+        """Record the stack's topics into `recording` (McapRecording) from now on."""
+        from vla_stack.ros.recorder import TopicRecorder
+
+        self.recorder = TopicRecorder(self.node, recording, exclude=exclude,
+                                      max_rates={"*image*": 2.0, "*mask*": 2.0, "*segmentation*": 0.5})
 
     def _spin(self) -> None:
         while not self._stop.is_set():
@@ -93,37 +153,54 @@ class DemoObserver:
         except json.JSONDecodeError:
             return
         with self.lock:
-            self.ground_truth = gt
+            self.gt = gt
+            if self.first_gt is None:
+                self.first_gt = gt
+            if not self.touched:
+                held = [m["name"] for m in gt.get("mugs", []) if m.get("in_gripper")]
+                if held:
+                    self.touched = held[0]
 
     def _on_image(self, msg) -> None:
-        from vla_stack.ros.conversions import MessageError, image_to_frame
+        from vla_stack.ros.conversions import MessageError, image_to_numpy
 
         try:
-            frame = image_to_frame(msg).image
+            frame = image_to_numpy(msg)
         except MessageError:
             return
         with self.lock:
             self.frame = frame
             self.frame_count += 1
 
-    def _on_status(self, msg) -> None:
+    def _on_subtask(self, msg) -> None:
+        try:
+            data = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return
+        with self.lock:
+            self.subtask = data
+
+    def _on_rewritten(self, msg) -> None:
+        with self.lock:
+            self.rewritten = msg.data
+
+    def _on_chunk(self, _msg) -> None:
+        with self.lock:
+            self.chunks += 1
+
+    def _on_status(self, name: str, msg) -> None:
         from vla_stack.ros.conversions import diagnostics_to_dict
 
-        d = diagnostics_to_dict(msg).get("scripted_pick")
-        if d:
+        for report in diagnostics_to_dict(msg).values():
             with self.lock:
-                self.status = d["values"]
+                self.status[name] = {"level": report["level"], "message": report["message"], **report["values"]}
 
-    def reset(self) -> None:
+    def snapshot(self) -> dict:
+        """Copy of everything observed so far."""
         with self.lock:
-            self.ground_truth, self.frame, self.frame_count, self.status = None, None, 0, {}
-
-    def publish_target(self, grasp: np.ndarray, yaw: float) -> None:
-        from vla_stack.core.types import Pose
-        from vla_stack.ros.conversions import pose_to_msg
-
-        quat = np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)])
-        self.target_pub.publish(pose_to_msg(Pose(grasp, quat, 0.0, "panda_link0")))
+            return {"gt": self.gt, "first_gt": self.first_gt, "touched": self.touched, "frame": self.frame,
+                    "frame_count": self.frame_count, "subtask": dict(self.subtask), "rewritten": self.rewritten,
+                    "status": {k: dict(v) for k, v in self.status.items()}, "chunks": self.chunks}
 
     def close(self) -> None:
         self._stop.set()
@@ -136,98 +213,241 @@ def _overlay(frame: np.ndarray, lines: list[str]) -> np.ndarray:
     import cv2
 
     img = np.ascontiguousarray(frame).copy()
-    y = 24
+    y = 22
     for text in lines:
-        cv2.putText(img, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(img, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-        y += 24
+        cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+        y += 22
     return img
 
 
-def run_episode(observer: DemoObserver, index: int, args: argparse.Namespace, writer, log) -> EpisodeResult:
-    """One episode: bring up sim + pick node, run to completion or timeout, judge from ground truth."""
-    seed = args.seed + index
-    res = EpisodeResult(index + 1, seed, args.mugs)
-    profile = load_profile("sim")
-    sim_overrides = {"seed": seed, "num_mugs": args.mugs}
-    if args.objects:
-        sim_overrides["texture_dir"] = str(Path(args.objects).resolve())
-    nodes = tuple(replace(n, overrides={**n.overrides, **sim_overrides}) if n.executable == "sim_node" else n
-                  for n in profile.nodes)
-    profile = replace(profile, nodes=nodes)
-    sink = (lambda line: print(line, flush=True)) if args.verbose else (lambda line: None)
-    group = ProcessGroup(profile, sink=sink)
-    observer.reset()
-    pick: ManagedProcess | None = None
-    t0 = time.monotonic()
+def _float(d: dict, key: str) -> float:
     try:
-        group.start()
-        deadline = t0 + 120
-        while time.monotonic() < deadline:
-            with observer.lock:
-                gt = observer.ground_truth
-            if gt is not None:
-                break
-            if group.check():
-                res.reason = "sim_node exited during start-up (run with --verbose)"
-                return res
-            time.sleep(0.1)
-        else:
-            res.reason = "no ground truth from the simulator within 120 s"
-            return res
-        mine = gt["mine"]
-        grasp, yaw, place = targets_from_ground_truth(gt, mine)
-        log(f"episode {res.episode}: seed {seed}, {len(gt['mugs'])} mugs, mine = {mine} at "
-            f"{np.round(grasp, 3).tolist()} m, tray at {np.round(place, 3).tolist()} m")
-        spec = NodeSpec("scripted_pick_node", "scripted_pick_node", overrides={"place_position": [float(v) for v in place]})
-        pick = ManagedProcess(spec, node_command(spec), group.env, sink)
-        pick.start()
-        run_start = time.monotonic()
-        last_publish = 0.0
-        last_frame = -1
-        while time.monotonic() - run_start < args.timeout:
-            with observer.lock:
-                status = dict(observer.status)
-                frame, count = observer.frame, observer.frame_count
-            phase = status.get("phase", "starting")
-            res.phase = phase
-            if phase in ("waiting for target", "starting") and time.monotonic() - last_publish > 0.5:
-                observer.publish_target(grasp, yaw)
-                last_publish = time.monotonic()
-            if writer is not None and frame is not None and count != last_frame:
-                last_frame = count
-                writer.append_data(_overlay(frame, [
-                    f"episode {res.episode}  seed {seed}  t={time.monotonic() - run_start:5.1f} s",
-                    f"task: bring my cup to the tray ({mine})",
-                    f"phase: {phase}",
-                ]))
-                res.frames += 1
-            if phase in ("done", "failed"):
-                res.reason = status.get("reason", "")
-                break
-            if pick.poll() is not None:
-                res.reason = f"scripted_pick_node exited with code {pick.poll()}"
-                break
-            time.sleep(0.02)
-        else:
-            res.reason = f"timeout after {args.timeout:.0f} s in phase '{res.phase}'"
-        time.sleep(1.0)  # let the mug settle and the ground truth refresh
-        with observer.lock:
-            gt_end = observer.ground_truth or gt
-        res.picked_mine = bool(gt_end.get("grasped") == mine or _in_tray(gt_end, mine))
-        res.success = res.phase == "done" and _in_tray(gt_end, mine)
-        if res.phase == "done" and not res.success:
-            res.reason = "script finished but the mug is not upright in the tray"
-        return res
+        return float(d.get(key, "nan"))
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def enroll_from_sim(seed: int, mugs: int, memory: Path, objects: Path | None) -> tuple[str, float]:
+    """Enrol scene `seed`'s own mug as "my_mug" in `memory` from rendered reference views.
+
+    Returns (the simulator's name of that mug, seconds the enrolment itself took).
+    """
+    from vla_stack.core.grounding.cli import sim_reference_views
+    from vla_stack.core.grounding.embedders import AppearanceEmbedder
+    from vla_stack.core.grounding.memory import PersonalObjectMemory
+    from vla_stack.core.sim import SceneConfig, SimRobot
+
+    cfg = SceneConfig(seed=seed, num_mugs=mugs, texture_dir=str(objects) if objects else "")
+    robot = SimRobot(cfg)
+    try:
+        mine = robot.ground_truth()["mine"]
+        views, masks = sim_reference_views(robot, mine)
     finally:
-        res.duration_s = time.monotonic() - t0
-        if pick is not None:
-            pick.stop(5.0)
-        group.stop(5.0)
+        robot.close()
+    t0 = time.perf_counter()
+    PersonalObjectMemory(memory).enroll("my_mug", views, "cup", AppearanceEmbedder(), masks=masks, overwrite=True,
+                                        aliases=["my mug"], source=f"sim seed {seed} ({mine})")
+    return mine, time.perf_counter() - t0
+
+
+def _in_tray(gt: dict, mug: str) -> bool:
+    entry = next(m for m in gt["mugs"] if m["name"] == mug)
+    return bool(entry["in_tray"] and entry["upright"] and not entry.get("in_gripper"))
+
+
+def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, memory: Path, log) -> ProcessGroup:
+    """Start the `sim` profile for `mode` ("personal" / "generic") and wait until every node is up.
+
+    Raises RuntimeError with the reason when a node dies or the stack is not ready in time.
+    """
+    profile = load_profile("sim")
+    overrides = {
+        "sim_node": {"seed": args.seed, "num_mugs": args.mugs, "camera_rate": args.camera_rate,
+                     "real_time_factor": args.real_time_factor,
+                     **({"texture_dir": str(Path(args.objects).resolve())} if args.objects else {})},
+        "grounding_node": {"memory_root": str(memory), "personal": mode == "personal"},
+    }
+    nodes = tuple(replace(n, overrides={**n.overrides, **overrides.get(n.executable, {})}) for n in profile.nodes)
+    sink = (lambda line: print(line, flush=True)) if args.verbose else (lambda line: None)
+    group = ProcessGroup(replace(profile, nodes=nodes), sink=sink)
+    observer.reset()
+    t0 = time.monotonic()
+    group.start()
+    log(f"starting the stack ({mode} grounding): {', '.join(n.name for n in nodes)}")
+    while True:
+        snap = observer.snapshot()
+        st = snap["status"]
+        ready = (snap["gt"] is not None and st.get("planner", {}).get("model_ready") == "True"
+                 and "action_expert" in st and "safety_controller" in st
+                 and observer.instruction_pub.get_subscription_count() >= 2
+                 and all(c.service_is_ready() for c in observer.reset_clients.values()))
+        if ready:
+            break
+        dead = group.check()
+        if dead:
+            group.stop(5.0)
+            raise RuntimeError(f"{dead} exited during start-up (run with --verbose)")
+        if time.monotonic() - t0 > args.startup_timeout:
+            missing = [n for n in ("planner", "action_expert", "safety_controller") if n not in st]
+            group.stop(5.0)
+            raise RuntimeError(f"stack not ready within {args.startup_timeout:.0f} s (no status from {missing or 'none'}; "
+                               "planner model still loading?)")
+        time.sleep(0.1)
+    log(f"stack up in {time.monotonic() - t0:.1f} s")
+    return group
+
+
+def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: int, mode: str,
+                args: argparse.Namespace, writer, memory: Path, log) -> EpisodeResult:
+    """One episode on a running stack: new scene, every node reset, instruction, watch, judge."""
+    res = EpisodeResult(index + 1, seed, args.mugs, mode)
+    t0 = time.monotonic()
+    res.mine, enrol_s = enroll_from_sim(seed, args.mugs, memory, args.objects)
+    from std_msgs.msg import String
+
+    # ---- new scene (the sim clock keeps running), then every node forgets the last episode
+    observer.reset()
+    observer.reset_pub.publish(String(data=json.dumps({"seed": seed, "num_mugs": args.mugs})))
+    if not observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 30.0):
+        res.reason = "the simulator did not reset to the new scene within 30 s"
+        return res
+    for name in ("safety", "action_expert", "planner", "grounding"):
+        ok, message = observer.call_reset(name)
+        deadline = time.monotonic() + 15.0
+        while not ok and name == "safety" and time.monotonic() < deadline:
+            time.sleep(0.5)  # the safety controller refuses while the arm is still stopping: ask again
+            ok, message = observer.call_reset(name)
+        if not ok:
+            res.reason = f"{name} reset failed: {message}"
+            return res
+    time.sleep(0.5)
+    observer.reset()  # forget what arrived between the scene reset and the node resets
+    observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 10.0)
+    res.startup_s = time.monotonic() - t0
+    log(f"episode {res.episode} ({mode}): seed {seed}, {args.mugs} mugs, mine = {res.mine} "
+        f"(enrolled in {enrol_s:.2f} s); instruction: {INSTRUCTION!r}")
+    observer.instruction_pub.publish(String(data=INSTRUCTION))
+    run_start = time.monotonic()
+    last_frame, success_since = -1, None
+    while time.monotonic() - run_start < args.timeout:
+        snap = observer.snapshot()
+        gt, st = snap["gt"], snap["status"]
+        sub = snap["subtask"]
+        if writer is not None and snap["frame"] is not None and snap["frame_count"] != last_frame:
+            last_frame = snap["frame_count"]
+            g = st.get("grounding", {})
+            lines = [
+                f"ep {res.episode} ({mode}) seed {seed}  t={time.monotonic() - run_start:4.1f} s",
+                f"task: {snap['rewritten'] or INSTRUCTION}",
+                f"subtask: {sub.get('skill', '-')} {sub.get('arguments', {}).get('object', '')} "
+                f"[{sub.get('status', '-')}]",
+                f"grounding: {g.get('status', '-')} score {g.get('score', '-')}",
+            ]
+            writer.append(_overlay(snap["frame"], lines))
+            res.frames += 1
+        if gt is not None and gt.get("seed") == seed and _in_tray(gt, res.mine):
+            success_since = success_since or time.monotonic()
+            if time.monotonic() - success_since > 1.0:  # resting in the tray, released
+                res.success = True
+                break
+        else:
+            success_since = None
+        state = st.get("planner", {}).get("state", "")
+        if state == "failed":
+            res.reason = f"planner: {st['planner'].get('message', '')[:120]}"
+            break
+        dead = group.check()
+        if dead:
+            res.reason = f"{dead} exited mid-episode"
+            break
+        time.sleep(1.0 / (2 * VIDEO_FPS))
+    else:
+        res.reason = f"timeout after {args.timeout:.0f} s"
+    res.duration_s = time.monotonic() - run_start
+    snap = observer.snapshot()
+    st = snap["status"]
+    res.touched = snap["touched"]
+    res.correct_mug = res.touched == res.mine
+    if res.success and not res.touched:
+        res.correct_mug = True  # the mug reached the tray: it was held even if no sample saw it
+    res.chunks = snap["chunks"]
+    safety = st.get("safety_controller", {})
+    res.safety_codes = {k[len("count."):]: int(v) for k, v in safety.items() if k.startswith("count.")}
+    res.safety_interventions = sum(res.safety_codes.values())
+    g = st.get("grounding", {})
+    res.grounding_status = g.get("status", "")
+    res.grounding_detection_ms = _float(g, "detection_ms")
+    res.grounding_tracking_p95_ms = _float(g, "tracking_ms_p95")
+    e = st.get("action_expert", {})
+    res.inference_p50_ms = _float(e, "inference_latency_p50_ms")
+    res.inference_p99_ms = _float(e, "inference_latency_p99_ms")
+    res.planner_state = st.get("planner", {}).get("state", "")
+    if not res.success and not res.reason:
+        res.reason = "mug not upright in the tray"
+    if res.touched and not res.correct_mug:
+        res.reason = (res.reason + "; " if res.reason else "") + f"took {res.touched}, not {res.mine}"
+    return res
+
+
+def observer_wait(observer: StackObserver, predicate, timeout: float) -> bool:
+    """Poll `predicate(observer.snapshot())` until true or `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate(observer.snapshot()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class _Video:
+    """mp4 writer that tolerates a missing ffmpeg (reports it once)."""
+
+    def __init__(self, path: Path) -> None:
+        import imageio.v2 as imageio
+
+        self.path = path
+        self.writer = imageio.get_writer(path, fps=VIDEO_FPS, codec="libx264", quality=8, macro_block_size=8,
+                                         ffmpeg_log_level="error")
+        self.viewer = None
+
+    def append(self, frame: np.ndarray) -> None:
+        self.writer.append_data(frame)
+        if self.viewer is not None:
+            self.viewer(frame)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _viewer(log):
+    """A window showing the frames when a display exists (tkinter), else None with the reason logged."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        log("--viewer: no display (DISPLAY/WAYLAND_DISPLAY unset); running headless, see the mp4")
+        return None
+    try:
+        import tkinter as tk
+
+        from PIL import Image, ImageTk
+    except ImportError as exc:
+        log(f"--viewer: tkinter/Pillow unavailable ({exc}); running headless, see the mp4")
+        return None
+    root = tk.Tk()
+    root.title("vla_stack demo")
+    label = tk.Label(root)
+    label.pack()
+
+    def show(frame: np.ndarray) -> None:
+        photo = ImageTk.PhotoImage(Image.fromarray(frame))
+        label.configure(image=photo)
+        label.image = photo
+        root.update()
+
+    return show
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Entry of `vla-stack demo` (see `vla_stack.cli`). Returns 0 if every episode succeeded."""
+    """Entry of `vla-stack demo` (see `vla_stack.cli`). Returns 0 when every personal episode succeeded."""
     os.environ.update(localhost_dds_environment())
     os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random().randint(101, 200)))
@@ -236,6 +456,9 @@ def run_demo(args: argparse.Namespace) -> int:
         os.environ["ROS_LOG_DIR"] = str(Path.cwd() / ".ros_log")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    memory = out / "personal_objects"
+    if memory.exists():
+        shutil.rmtree(memory)
 
     import rclpy
     from rclpy.context import Context
@@ -243,39 +466,88 @@ def run_demo(args: argparse.Namespace) -> int:
     def log(text: str) -> None:
         print(f"[demo] {text}", flush=True)
 
-    log(f"{args.episodes} episode(s), {args.mugs} look-alike mugs, ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, output {out}/")
-    writer = None
-    video = out / "demo.mp4"
-    if not args.no_video:
-        import imageio.v2 as imageio
-
-        writer = imageio.get_writer(video, fps=10, codec="libx264", quality=8, macro_block_size=8, ffmpeg_log_level="error")
+    modes = ["generic"] if args.no_grounding else (["personal", "generic"] if args.baseline else ["personal"])
+    log(f"{args.episodes} episode(s) x {modes}, {args.mugs} look-alike mugs, seeds {args.seed}..{args.seed + args.episodes - 1}, "
+        f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, output {out}/")
+    video = None if args.no_video else _Video(out / "demo.mp4")
+    if video is not None and args.viewer:
+        video.viewer = _viewer(log)
     context = Context()
     rclpy.init(context=context)
-    observer = DemoObserver(rclpy, context)
+    observer = StackObserver(rclpy, context)
+    recording = None
+    if not args.no_record:
+        from vla_stack.core.recording import McapRecording
+
+        recording = McapRecording(out / "demo.mcap")
+        observer.record(recording, exclude=["camera/*", "wrist_camera/*", "sim/ground_truth/segmentation", "/clock"])
     results: list[EpisodeResult] = []
+    group = None
     try:
-        for i in range(args.episodes):
-            r = run_episode(observer, i, args, writer, log)
-            results.append(r)
-            log(f"episode {r.episode}: {'SUCCESS' if r.success else 'FAILED'} ({r.phase}, {r.duration_s:.1f} s)"
-                + (f": {r.reason}" if r.reason else ""))
+        for mode in modes:
+            try:
+                group = start_stack(observer, mode, args, memory, log)
+            except RuntimeError as exc:
+                log(f"the stack did not come up: {exc}")
+                return 2
+            for i in range(args.episodes):
+                r = run_episode(observer, group, i, args.seed + i, mode, args, video, memory, log)
+                results.append(r)
+                log(f"episode {r.episode} ({mode}): {'SUCCESS' if r.success else 'FAILED'} in {r.duration_s:.1f} s, "
+                    f"took {r.touched or 'no mug'} (mine: {r.mine})" + (f": {r.reason}" if r.reason else ""))
+            group.stop(5.0)
+            group = None
+    except KeyboardInterrupt:
+        log("interrupted: summarising the finished episodes")
     finally:
+        if group is not None:
+            group.stop(5.0)
         observer.close()
         rclpy.try_shutdown(context=context)
-        if writer is not None:
-            writer.close()
+        if video is not None:
+            video.close()
+        if recording is not None:
+            recording.close()
+    return _report(results, modes, out, video, recording, args)
 
+
+def _report(results: list[EpisodeResult], modes: list[str], out: Path, video, recording, args) -> int:
     print()
-    print(f"{'ep':>3} {'seed':>5} {'mugs':>4} {'mine picked':>11} {'success':>7} {'time s':>7} {'frames':>6}  note")
+    print(f"{'ep':>3} {'mode':>8} {'seed':>5} {'mugs':>4} {'correct mug':>11} {'success':>7} {'time s':>6} "
+          f"{'safety':>6} {'detect ms':>9} {'track p95':>9} {'infer p50/p99 ms':>16}  note")
     for r in results:
-        print(f"{r.episode:>3} {r.seed:>5} {r.mugs:>4} {('yes' if r.picked_mine else 'no'):>11} "
-              f"{('yes' if r.success else 'no'):>7} {r.duration_s:7.1f} {r.frames:>6}  {r.reason}")
-    ok = sum(r.success for r in results)
-    print(f"total: {ok}/{len(results)} succeeded")
-    summary = {"episodes": [r.__dict__ for r in results], "successes": ok, "video": str(video) if writer else None}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if writer is not None:
-        print(f"video: {video}")
+        print(f"{r.episode:>3} {r.mode:>8} {r.seed:>5} {r.mugs:>4} {('yes' if r.correct_mug else 'no'):>11} "
+              f"{('yes' if r.success else 'no'):>7} {r.duration_s:6.1f} {r.safety_interventions:>6} "
+              f"{r.grounding_detection_ms:9.0f} {r.grounding_tracking_p95_ms:9.1f} "
+              f"{r.inference_p50_ms:7.1f}/{r.inference_p99_ms:<8.1f}  {r.reason}")
+    totals = {}
+    for mode in modes:
+        rs = [r for r in results if r.mode == mode]
+        if not rs:
+            continue
+        n = len(rs)
+        t = {
+            "episodes": n,
+            "success_rate": sum(r.success for r in rs) / n,
+            "correct_mug_rate": sum(r.correct_mug for r in rs) / n,
+            "chance_rate": float(np.mean([1.0 / r.mugs for r in rs])),
+            "mean_duration_s": float(np.mean([r.duration_s for r in rs if r.success])) if any(r.success for r in rs) else None,
+        }
+        totals[mode] = t
+        print(f"total {mode}: success {sum(r.success for r in rs)}/{n} ({100 * t['success_rate']:.0f} %), correct mug "
+              f"{sum(r.correct_mug for r in rs)}/{n} ({100 * t['correct_mug_rate']:.0f} %; chance {100 * t['chance_rate']:.0f} %)")
+    summary = {
+        "instruction": INSTRUCTION, "date": time.strftime("%Y-%m-%d %H:%M"), "seed": args.seed, "mugs": args.mugs,
+        "objects": str(args.objects) if args.objects else "procedural", "totals": totals,
+        "episodes": [asdict(r) for r in results],
+        "video": str(video.path) if video is not None else None,
+        "recording": str(recording.path) if recording is not None else None,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=lambda o: None if o != o else o))
+    if video is not None:
+        print(f"video: {video.path}")
+    if recording is not None:
+        print(f"recording: {recording.path} (open in Foxglove)")
     print(f"summary: {out / 'summary.json'}")
-    return 0 if ok == len(results) else 1
+    personal = [r for r in results if r.mode == modes[0]]
+    return 0 if personal and all(r.success for r in personal) else 1

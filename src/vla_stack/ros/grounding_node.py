@@ -21,7 +21,8 @@ Publishes (first camera of `cameras`; other cameras under `grounding/NS/...`):
 - `grounding/status` (DiagnosticArray "grounding"): status found / not_found / ambiguous /
   no_reference, reason, match scores of every candidate, mode (detect/track), latencies.
 
-Service `~/reload_memory` (std_srvs/Trigger): re-read the personal-object memory directory.
+Services (std_srvs/Trigger): `~/reload_memory` re-reads the personal-object memory directory;
+`~/reset` forgets the task (instruction, tracks, exclusions, place) and reloads the memory.
 
 Threads: detection (proposals + embeddings + matching + mask, 0.1-1 s on a CPU) runs in a worker
 thread; the camera callback only tracks (optical flow, ~10 ms) and publishes, so the highlighted
@@ -216,6 +217,7 @@ class GroundingNode(Node):
         self.create_subscription(ENROLL_TOPIC.msg_type, topic("enroll"),
                                  lambda m: self._guard(self._on_enroll, m), ENROLL_TOPIC.sub_qos)
         self.create_service(Trigger, "~/reload_memory", self._on_reload)
+        self.create_service(Trigger, "~/reset", self._on_reset)
 
         # ---- worker
         self._generation = 0
@@ -395,6 +397,27 @@ class GroundingNode(Node):
             self.get_logger().warning(f"grounding/enroll rejected: {exc} (need JSON name, category, images)")
             return
         self._jobs.put(("enroll", name, category, images, aliases, overwrite))
+
+    def _on_reset(self, request, response):
+        """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""
+        with self._lock:
+            self._generation += 1
+            self._support = None
+            for cam in self.cameras:
+                cam.done = None
+        for cam in self.cameras:
+            cam.pipeline.clear()
+            cam.pipeline.reload_memory()
+            cam.detected_since_change = False
+            cam.last_stamp = -np.inf
+        self._instruction = ""
+        self._last_rewritten = None
+        self._place_published = None
+        self._last_status = None
+        self.get_logger().info(f"reset: task forgotten; memory {self.cameras[0].pipeline.memory.names()}")
+        response.success = True
+        response.message = "grounding reset: instruction, tracks, exclusions and place forgotten; memory reloaded"
+        return response
 
     def _on_reload(self, request, response):
         self._reload.set()

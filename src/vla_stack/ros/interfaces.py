@@ -200,3 +200,7 @@ def status(node: str) -> Topic:
 GROUND_TRUTH = _reliable("sim/ground_truth", String, "JSON: object poses, which mug is 'mine'", latched=True)
 GROUND_TRUTH_MASK = _sensor("sim/ground_truth/segmentation", Image, "mono8/16UC1 instance ids of scene objects")
 GROUND_TRUTH_TOPICS = (GROUND_TRUTH.name, GROUND_TRUTH_MASK.name)
+SIM_RESET = _event(
+    "sim/reset", String,
+    'simulator only: JSON {"seed": int, "num_mugs": int (optional)} -> new scene, robot at home, clock keeps running',
+)

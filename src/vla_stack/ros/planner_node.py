@@ -17,6 +17,8 @@ Publishes:
 - `grounding/exclude` (String JSON, latched) when the user says "not that one" and when a new
   task clears the exclusions.
 
+Service `~/reset` (std_srvs/Trigger): forget the task, plan, memory and exclusions (new episode).
+
 Nothing is published on planner/subtask before the first accepted plan: a garbage instruction
 shows up on planner/status only.
 
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
+from std_srvs.srv import Trigger
 
 from vla_stack.core.planning import (
     PLANNERS,
@@ -110,6 +113,7 @@ class PlannerNode(Node):
         self.publish_period = self._bounded(values, "publish_period", 0.05, 60.0, 1.0)
         step_period = self._bounded(values, "step_period", 0.01, 5.0, 0.1)
         self.backend = self._make_backend(values)
+        self._planner_configs = (planner_config, monitor_config)
         self.planner = TaskPlanner(self.backend, planner_config, monitor_config, clock=lambda: ros_seconds(self), logger=log)
 
         def topic(key: str) -> str:
@@ -158,6 +162,7 @@ class PlannerNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="planner-worker", daemon=True)
         self._worker.start()
+        self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(step_period, self._on_step)
         self.create_timer(self.publish_period, self._on_publish_timer)
         log.info(
@@ -193,6 +198,21 @@ class PlannerNode(Node):
                 return offline
         log.error(f"planner_node: unknown backend '{self.backend_name}' (known: {PLANNERS.names()}); using 'offline'")
         return offline
+
+    def _on_reset(self, request, response):
+        """Forget the task, the plan, the memory of completed tasks and the exclusions (a new episode)."""
+        with self._pub_lock:
+            old = self.planner
+            self.planner = TaskPlanner(self.backend, *self._planner_configs, clock=lambda: ros_seconds(self),
+                                       logger=self.get_logger())
+            self._published_version = -1
+            cleared = old.exclusion_version != 0
+        if cleared:  # tell grounding the exclusions are gone
+            self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
+        self.get_logger().info("reset: task, plan, memory and exclusions forgotten")
+        response.success = True
+        response.message = "planner reset"
+        return response
 
     # ------------------------------------------------------------------ callbacks (fast)
     def _on_instruction(self, msg) -> None:

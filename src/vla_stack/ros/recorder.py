@@ -17,6 +17,7 @@ is in the file even if it was published before the recorder started).
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +56,8 @@ class TopicRecorder:
         namespace: the stack's namespace.
         discovery_period: how often to look for new topics, s.
         definitions: message definition source (default: search the install prefixes).
+        max_rates: {glob: Hz}: topics matching a glob are written at most this often (e.g.
+            {"*image*": 2.0} keeps a long recording of camera streams small); others in full.
     """
 
     def __init__(
@@ -67,8 +70,10 @@ class TopicRecorder:
         namespace: str = "",
         discovery_period: float = 0.5,
         definitions: MessageDefinitions | None = None,
+        max_rates: dict[str, float] | None = None,
     ) -> None:
         self.node = node
+        self.max_rates = {k: float(v) for k, v in (max_rates or {}).items() if float(v) > 0}
         self.recording = recording
         self.topics = list(topics)
         self.all_topics = all_topics
@@ -109,10 +114,23 @@ class TopicRecorder:
             log.info(f"recording {topic} ({type_name}, {qos.reliability.name.lower()}, {qos.durability.name.lower()})")
 
     def _writer_for(self, topic: str) -> Callable[[bytes], None]:
-        def write(data: bytes) -> None:
-            self.recording.write(topic, data, time.time_ns())
+        rel = topic.lstrip("/")
+        rates = [hz for pattern, hz in self.max_rates.items() if fnmatch.fnmatch(rel, pattern.lstrip("/"))]
+        if not rates:
+            def write(data: bytes) -> None:
+                self.recording.write(topic, data, time.time_ns())
 
-        return write
+            return write
+        min_gap = int(1e9 / min(rates))
+        last = [-min_gap]
+
+        def write_limited(data: bytes) -> None:
+            now = time.time_ns()
+            if now - last[0] >= min_gap:
+                last[0] = now
+                self.recording.write(topic, data, now)
+
+        return write_limited
 
     def _qos_for(self, topic: str) -> QoSProfile:
         infos = self.node.get_publishers_info_by_topic(topic)

@@ -31,6 +31,7 @@ the physics), and the ROS executor (commands, ground truth, status).
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import threading
 import time
@@ -202,6 +203,7 @@ class SimNode(Node):
                                  itf.ARM_POSITION_COMMAND.sub_qos)
         self.create_subscription(itf.GRIPPER_COMMAND.msg_type, self.gripper_topic, self.on_gripper,
                                  itf.GRIPPER_COMMAND.sub_qos)
+        self.create_subscription(itf.SIM_RESET.msg_type, itf.SIM_RESET.name, self.on_reset, itf.SIM_RESET.sub_qos)
         self.create_timer(1.0 / self.gt_rate, self.publish_ground_truth)
         self.create_timer(status_period, self.publish_status)
 
@@ -269,6 +271,28 @@ class SimNode(Node):
             self._reject("gripper command", self.gripper_topic, exc, "ignored it, the gripper keeps its previous command")
 
     # ---- physics thread ------------------------------------------------------------------------------
+    def on_reset(self, msg) -> None:
+        """sim/reset: a new scene (seed, number of mugs), robot at home; the sim clock keeps running."""
+        log = self.get_logger()
+        try:
+            data = json.loads(msg.data) if msg.data.strip() else {}
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            changes = {}
+            if "seed" in data:
+                changes["seed"] = int(data["seed"])
+            if "num_mugs" in data:
+                changes["num_mugs"] = int(data["num_mugs"])
+            config = dataclasses.replace(self.scene_config, **changes)
+        except (ValueError, TypeError) as exc:
+            log.error(f"sim/reset rejected: {exc} (send JSON like {{\"seed\": 3, \"num_mugs\": 3}})")
+            return
+        t = self.robot.time
+        self.robot.reset(config=config, start_time=t)
+        self.scene_config = config
+        self.publish_ground_truth()
+        log.info(f"reset at t={t:.2f} s: seed {config.seed}, {len(self.robot.mug_names())} mugs, robot at home")
+
     def _publish_joint_state(self, t: float) -> None:
         state = self.robot.joint_state()
         self.js_pub.publish(joint_state_to_msg(state))

@@ -377,6 +377,12 @@ class GroundingPipeline:
                 out.add(i)
         return out
 
+    def clear(self) -> None:
+        """Forget the instruction, the tracks and the exclusions (a new episode / task)."""
+        self._parsed = None
+        self._tracks = []
+        self._exclusions = []
+
     def reload_memory(self) -> None:
         """Forget cached reference embeddings (call after enrolling or removing objects)."""
         self.memory = PersonalObjectMemory(self.memory.root)

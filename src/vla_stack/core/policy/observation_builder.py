@@ -66,6 +66,19 @@ class ObservationConfig:
     tactile_pads: tuple[str, ...] = field(default=("left", "right"), metadata={"help": "fingertip pads (tactile/<pad>/force and /image)"})
     taxel_area: float = field(default=1.59375e-06, metadata={"help": "area of one taxel, m² (contact area = taxels above the threshold x this)"})
     contact_threshold: float = field(default=1.0, metadata={"help": "taxel pressure counted as contact, kPa"})
+    hand_target_when_holding: bool = field(
+        default=True,
+        metadata={"help": "while the gripper holds an object, the target is the hand's grasp point (forward "
+                  "kinematics) instead of grounding's: an object in the hand moves with the hand, and cameras "
+                  "often lose it behind the fingers (needs a hand model: the node provides the Panda's)"},
+    )
+    holding_width: tuple[float, ...] = field(
+        default=(0.012, 0.075),
+        metadata={"help": "gripper widths [min, max] m that count as holding an object (closed empty ≈ 0.004, open 0.08)"},
+    )
+    holding_force: float = field(
+        default=1.0, metadata={"help": "with fresh fingertip pads, both must press at least this hard to count as holding, N"}
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_state_age", "max_target_age", "max_planner_age", "max_tactile_age", "taxel_area", "contact_threshold"):
@@ -79,6 +92,8 @@ class ObservationConfig:
             raise ValueError(f"arm_joints must name 7 joints, got {list(self.arm_joints)}")
         if not 1 <= len(self.gripper_joints) <= 2:
             raise ValueError(f"gripper_joints must name 1 or 2 joints, got {list(self.gripper_joints)}")
+        if len(self.holding_width) != 2 or not 0 <= self.holding_width[0] < self.holding_width[1]:
+            raise ValueError(f"holding_width must be [min, max] with 0 <= min < max, got {list(self.holding_width)}")
 
 
 def yaw_from_quaternion(quaternion_xyzw: np.ndarray) -> float:
@@ -143,10 +158,13 @@ class ObservationBuilder:
 
     Args:
         config: bounds and conventions.
+        hand_position: arm joint positions (7,) -> grasp point of the hand (TCP) in the base frame (3,),
+            for `hand_target_when_holding`; None disables it.
     """
 
-    def __init__(self, config: ObservationConfig | None = None) -> None:
+    def __init__(self, config: ObservationConfig | None = None, hand_position=None) -> None:
         self.config = config or ObservationConfig()
+        self.hand_position = hand_position
         self.reset()
 
     def reset(self) -> None:
@@ -184,8 +202,11 @@ class ObservationBuilder:
         self.state = (q, float(np.clip(width, 0.0, PANDA_MAX_OPENING_M)), float(state.stamp))
 
     def update_target(self, pose: Pose) -> None:
-        """Store the grounded grasp point (pose position) and grasp yaw (rotation of the pose about z, rad)."""
+        """Store the grounded grasp point (pose position) and grasp yaw (rotation of the pose about z,
+        folded into [-pi/2, pi/2): a parallel gripper is symmetric under a half turn, and the expert
+        was trained on folded yaws)."""
         yaw = yaw_from_quaternion(pose.orientation)
+        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
         if pose.frame_id not in ("", self.config.base_frame):
             raise InputRejected("frame", f"grounding target rejected: frame '{pose.frame_id}' is not the base frame "
                                          f"'{self.config.base_frame}' (no tf2 lookup here)")
@@ -195,6 +216,20 @@ class ObservationBuilder:
             raise InputRejected("malformed", f"grounding target rejected: {np.round(pose.position, 3).tolist()} m is "
                                              "more than 3 m from the robot base")
         self.target = (pose.position.copy(), float(yaw), float(pose.stamp))
+
+    def holding(self, now: float) -> bool:
+        """True when the gripper holds an object (width in `holding_width`, and both pads pressing when
+        their readings are fresh) and a hand model is available for the in-hand target."""
+        cfg = self.config
+        if not cfg.hand_target_when_holding or self.hand_position is None or self.state is None:
+            return False
+        width = self.state[1]
+        if not cfg.holding_width[0] <= width <= cfg.holding_width[1]:
+            return False
+        pads = [self.pads.get(p) for p in cfg.tactile_pads]
+        if pads and all(p is not None and now - p[2] <= cfg.max_tactile_age for p in pads):
+            return all(p[0] >= cfg.holding_force for p in pads)
+        return True
 
     def update_subtask(self, text: str, now: float) -> None:
         """Store the planner's subtask (JSON) received at `now`."""
@@ -279,7 +314,10 @@ class ObservationBuilder:
         if age > cfg.max_state_age:
             raise InputRejected("stale", f"joint_states are {age:.3f} s old (> {cfg.max_state_age} s): no new chunk")
         grasp, yaw, t_stamp = self.target
-        if cfg.max_target_age > 0 and t_stamp > 0 and now - t_stamp > cfg.max_target_age:
+        if self.holding(now):
+            # the object is in the hand: it is where the hand is (grounding may have lost it behind the fingers)
+            grasp = np.asarray(self.hand_position(q), dtype=np.float64)
+        elif cfg.max_target_age > 0 and t_stamp > 0 and now - t_stamp > cfg.max_target_age:
             raise InputRejected("stale", f"grounding target is {now - t_stamp:.2f} s old (> {cfg.max_target_age} s): "
                                          "no new chunk until grounding publishes again")
         latent, subtask = np.zeros(LATENT_DIM), 0

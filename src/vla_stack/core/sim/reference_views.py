@@ -7,6 +7,8 @@ appearance without the scene's clutter, like photos a user takes of their own cu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import mujoco
 import numpy as np
 
@@ -16,17 +18,39 @@ from vla_stack.core.sim.scene import look_at_quat
 
 
 def render_mug_views(
-    geometry: MugGeometry, appearance: MugAppearance, n: int = 5, size: int = 224, seed: int = 0
+    geometry: MugGeometry, appearance: MugAppearance, n: int = 5, size: int = 224, seed: int = 0,
+    elevations_deg: Sequence[float] | None = None,
 ) -> list[np.ndarray]:
     """`n` RGB views (size x size uint8) of a mug, around it at varying heights.
 
     Azimuths are spread evenly around the mug (with a small seed-dependent offset); elevations
-    alternate between ~15° and ~40°; the distance frames the whole mug with its handle.
+    alternate between ~15° and ~40° (or cycle through `elevations_deg`, degrees above the
+    table plane); the distance frames the whole mug with its handle.
+    """
+    return render_mug_views_with_masks(geometry, appearance, n, size, seed, elevations_deg, masks=False)[0]
+
+
+def render_mug_views_with_masks(
+    geometry: MugGeometry, appearance: MugAppearance, n: int = 5, size: int = 224, seed: int = 0,
+    elevations_deg: Sequence[float] | None = None, masks: bool = True,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Like `render_mug_views`, plus the exact object mask of every view.
+
+    Returns:
+        (views, masks): `n` RGB (size x size uint8) images and `n` (size x size) bool masks of
+        the mug's pixels (from a segmentation render of the same views; empty list when
+        `masks` is False).
+
+    Raises:
+        ValueError: n not in 1..64, size not in 16..2048 px, or an elevation outside 0..89 deg.
     """
     if not 1 <= n <= 64:
         raise ValueError(f"n must be 1..64, got {n}")
     if not 16 <= size <= 2048:
         raise ValueError(f"size must be 16..2048 px, got {size}")
+    elevations = [15.0, 40.0] if elevations_deg is None else [float(e) for e in elevations_deg]
+    if not elevations or any(not (0.0 <= e <= 89.0) for e in elevations):
+        raise ValueError(f"elevations_deg must be non-empty and within 0..89 deg, got {elevations_deg}")
     rng = np.random.default_rng(seed)
     spec = mujoco.MjSpec()
     spec.compiler.inertiafromgeom = mujoco.mjtInertiaFromGeom.mjINERTIAFROMGEOM_FALSE
@@ -50,7 +74,7 @@ def render_mug_views(
     m.usertexcoord = mesh.texcoords.ravel().tolist()
     m.inertia = mujoco.mjtMeshInertia.mjMESH_INERTIA_SHELL
     world = spec.worldbody
-    world.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname="mug_mesh", material="mug_mat")
+    world.add_geom(name="mug", type=mujoco.mjtGeom.mjGEOM_MESH, meshname="mug_mesh", material="mug_mat")
     world.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[1.0, 1.0, 0.005], pos=[0, 0, -0.005],
                    rgba=[0.78, 0.78, 0.8, 1])
     world.add_light(pos=[0.3, -0.3, 0.8], dir=[-0.3, 0.3, -0.8], diffuse=[0.5, 0.5, 0.5], castshadow=False)
@@ -60,14 +84,18 @@ def render_mug_views(
     offset = rng.uniform(0, 2 * np.pi)
     for i in range(n):
         az = offset + 2 * np.pi * i / n
-        el = np.deg2rad(15.0 if i % 2 == 0 else 40.0)
+        el = np.deg2rad(elevations[i % len(elevations)])
         pos = centre + dist * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
         world.add_camera(name=f"view_{i}", pos=pos.tolist(), quat=look_at_quat(pos, centre).tolist(), fovy=35.0)
     model = spec.compile()
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     renderer = CameraRenderer(model, size, size, shadows=False)
+    labels = np.zeros(model.ngeom, np.int32)
+    labels[model.geom("mug").id] = 1
     try:
-        return [renderer.render(data, i, depth=False)[0] for i in range(n)]
+        views = [renderer.render(data, i, depth=False)[0] for i in range(n)]
+        object_masks = [renderer.render_segmentation(data, i, labels) == 1 for i in range(n)] if masks else []
+        return views, object_masks
     finally:
         renderer.close()

@@ -29,7 +29,7 @@ from vla_stack.core.kinematics.assets import (
 )
 from vla_stack.core.sim import scene as scene_mod
 from vla_stack.core.sim.config import MAX_GRIPPER_FORCE_N, SceneConfig
-from vla_stack.core.sim.reference_views import render_mug_views
+from vla_stack.core.sim.reference_views import render_mug_views, render_mug_views_with_masks
 from vla_stack.core.sim.rendering import CameraRenderer
 from vla_stack.core.sim.tactile import TactilePadSpec, read_pad
 from vla_stack.core.sim.trajectory import JointTrajectoryFollower
@@ -110,15 +110,20 @@ class SimRobot:
         self._right_bodies = {m.body("panda_rightfinger").id}
         self._follower = JointTrajectoryFollower(PANDA_ARM_JOINTS, config.initial_joint_positions)
 
-    def reset(self, seed: int | None = None) -> None:
+    def reset(self, seed: int | None = None, config: SceneConfig | None = None, start_time: float = 0.0) -> None:
         """Put the robot at its initial configuration and the mugs at their seeded places.
 
         Args:
             seed: a new scene seed (rebuilds the scene: new mug textures, placement, "mine");
                 None keeps the current scene.
+            config: a whole new scene configuration (rebuilds; `seed`, if given, overrides its seed).
+            start_time: sim time after the reset, s (a running simulator node keeps its clock
+                monotonic across episodes by passing the current time).
         """
         with self._lock:
-            if seed is not None and seed != self.config.seed:
+            if config is not None:
+                self._build(replace(config, seed=int(seed)) if seed is not None else config)
+            elif seed is not None and seed != self.config.seed:
                 self._build(replace(self.config, seed=int(seed)))
             m, d = self.model, self.data
             mujoco.mj_resetData(m, d)
@@ -138,8 +143,8 @@ class SimRobot:
                 self._apply_controls()
                 mujoco.mj_step(m, d)
             d.qvel[:] = 0.0
-            d.time = 0.0
-            self._follower.hold(q0, 0.0)
+            d.time = float(start_time)
+            self._follower.hold(q0, float(start_time))
             mujoco.mj_forward(m, d)
 
     # ---- time ----------------------------------------------------------------------------------
@@ -568,3 +573,64 @@ class SimRobot:
                 return render_mug_views(self.scene.mug_geometry, placement.appearance, n, size,
                                         seed=self.config.seed)
         raise KeyError(f"unknown mug '{mug}' (mugs: {list(self.mug_names())})")
+
+    def render_reference_views_with_masks(
+        self, mug: str, n: int = 5, size: int = 224, elevations_deg: Sequence[float] | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """`n` reference renders of `mug` alone (as `render_reference_views`) and their exact masks.
+
+        Args:
+            mug: mug name.
+            n: number of views (1..64).
+            size: image side, px.
+            elevations_deg: camera elevations above the table the views cycle through, deg
+                (None = alternate 15 and 40 deg, as `render_reference_views`).
+
+        Returns:
+            (views, masks): RGB (size x size uint8) images and (size x size) bool object masks.
+        """
+        for placement in self.scene.mugs:
+            if placement.name == mug:
+                return render_mug_views_with_masks(self.scene.mug_geometry, placement.appearance, n, size,
+                                                   seed=self.config.seed, elevations_deg=elevations_deg)
+        raise KeyError(f"unknown mug '{mug}' (mugs: {list(self.mug_names())})")
+
+    PARKING_XY = (4.0, 4.0)
+    """Where `remove_object` parks a mug (base frame x, y, m): on the floor, behind the scene camera."""
+
+    def move_object(self, name: str, position_xyz: Sequence[float], yaw: float | None = None) -> None:
+        """Teleport mug `name` so its bottom centre is at `position_xyz` (base frame, m), upright,
+        handle direction `yaw` (rad about z; None keeps the current yaw). Velocities are zeroed;
+        the state is re-evaluated (renders and `object_pose` see it at once). No physics step is
+        taken: a mug placed in the air falls on the next `step`.
+
+        Raises:
+            KeyError: unknown mug. ValueError: non-finite or wrong-length position / yaw.
+        """
+        if name not in self._mug_qadr:
+            raise KeyError(f"unknown object '{name}' (movable: {list(self.mug_names())})")
+        pos = np.asarray(position_xyz, dtype=float)
+        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
+            raise ValueError(f"position_xyz must be 3 finite numbers (m), got {position_xyz!r}")
+        if yaw is not None and not np.isfinite(yaw):
+            raise ValueError(f"yaw must be finite (rad), got {yaw!r}")
+        with self._lock:
+            m, d = self.model, self.data
+            a = self._mug_qadr[name]
+            if yaw is None:
+                w, x, y, z = d.qpos[a + 3 : a + 7]
+                yaw = float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+            d.qpos[a : a + 3] = pos
+            d.qpos[a + 3 : a + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+            dof = m.jnt_dofadr[m.joint(f"{name}_joint").id]
+            d.qvel[dof : dof + 6] = 0.0
+            mujoco.mj_forward(m, d)
+
+    def remove_object(self, name: str) -> None:
+        """Park mug `name` out of the cameras' view: standing on the floor at `PARKING_XY`, behind
+        the scene camera (it stays put when the physics runs); the other objects do not move.
+        Bring it back with `move_object` or `reset`. KeyError for an unknown mug."""
+        if name not in self._mug_qadr:
+            raise KeyError(f"unknown object '{name}' (movable: {list(self.mug_names())})")
+        floor_z = -scene_mod.TABLE_LEG_HEIGHT - 2 * scene_mod.TABLE_HALF[2]
+        self.move_object(name, (*self.PARKING_XY, floor_z + 0.0005))
