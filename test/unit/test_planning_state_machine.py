@@ -412,3 +412,15 @@ class _Fixed(PlannerBackend):
 def test_fake_clock_helper_and_joint_state_helper_agree():
     js = joint_state(0.06)
     assert js.position_of(("panda_finger_joint1", "panda_finger_joint2")).sum() == pytest.approx(0.06)
+
+
+def test_grounding_losing_the_object_in_the_hand_does_not_stall_the_pick(backend):
+    planner, clock = make(backend)
+    start_task(planner, clock)
+    assert planner.current_subtask().skill == "pick"
+    run(planner, clock, 0.5, OPEN, 0.0)
+    # the fingers close on the mug; the camera loses it behind them at the same moment
+    planner.on_grounding_status("not_found", "tracker lost the object")
+    run(planner, clock, 0.6, HOLD, 6.0)
+    s = planner.current_subtask()
+    assert s.skill == "place" and s.status == "active", (s, planner.status().message)

@@ -374,7 +374,8 @@ class SubtaskMonitor:
             self._seen_holding = True
 
         if s.skill == "pick":
-            waiting = self._grounding_precondition(world, now)
+            # once something is in the hand, grounding losing sight of it (behind the fingers) is expected
+            waiting = None if holding else self._grounding_precondition(world, now)
             if waiting is not None:
                 if self._waiting_since is None:
                     self._waiting_since = now
