@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-video", action="store_true", help="do not write the mp4")
     demo.add_argument("--no-record", action="store_true", help="do not write the MCAP recording")
     demo.add_argument("--viewer", action="store_true", help="also show the video in a window when a display exists")
-    demo.add_argument("--timeout", type=float, default=60.0, help="seconds per episode after the instruction (default: 60)")
+    demo.add_argument("--timeout", type=float, default=60.0,
+                      help="seconds of sim time per episode after the instruction (default: 60)")
     demo.add_argument("--startup-timeout", type=float, default=120.0, help="seconds for the stack to come up (default: 120)")
     demo.add_argument("--camera-rate", type=float, default=10.0, help="scene camera rate, Hz of sim time (default: 10)")
     demo.add_argument("--real-time-factor", type=float, default=0.5,

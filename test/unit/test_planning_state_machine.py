@@ -177,7 +177,8 @@ def test_timeout_fails_a_stuck_subtask():
 
 def test_pick_waits_for_grounding_and_fails_when_it_never_finds_the_object(backend):
     clock = FakeClock()
-    planner = TaskPlanner(backend, TaskPlannerConfig(), MonitorConfig(grounding_timeout=3.0), clock=clock)
+    planner = TaskPlanner(backend, TaskPlannerConfig(), MonitorConfig(grounding_timeout=3.0, grounding_grace=0.0),
+                          clock=clock)
     run(planner, clock, 0.2, OPEN, 0.0)
     start_task(planner, clock)
     planner.on_grounding_status("not_found", "no candidate matched the reference")
@@ -424,3 +425,18 @@ def test_grounding_losing_the_object_in_the_hand_does_not_stall_the_pick(backend
     run(planner, clock, 0.6, HOLD, 6.0)
     s = planner.current_subtask()
     assert s.skill == "place" and s.status == "active", (s, planner.status().message)
+
+
+def test_brief_grounding_loss_during_a_pick_is_tolerated_then_waited_for(backend):
+    planner, clock = make(backend)
+    start_task(planner, clock)
+    run(planner, clock, 0.5, OPEN, 0.0)  # pick under way with a target
+    planner.on_grounding_status("not_found", "tracker lost the object")
+    run(planner, clock, 1.0, OPEN, 0.0)
+    assert planner.current_subtask().status == "active"  # within the grace period
+    run(planner, clock, 2.0, OPEN, 0.0)
+    assert planner.current_subtask().status == "waiting"
+    planner.on_grounding_status("found")
+    planner.on_grounding_target(target())
+    run(planner, clock, 0.3, OPEN, 0.0)
+    assert planner.current_subtask().status == "active"

@@ -53,7 +53,8 @@ class EpisodeResult:
     touched: str = ""  # first mug the gripper held ("" = none)
     correct_mug: bool = False
     success: bool = False
-    duration_s: float = 0.0  # instruction -> success (or end), wall clock
+    duration_s: float = 0.0  # instruction -> success (or end), sim time
+    wall_s: float = 0.0  # the same in wall-clock time
     startup_s: float = 0.0
     safety_interventions: int = 0
     safety_codes: dict = field(default_factory=dict)
@@ -329,16 +330,21 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
         f"(enrolled in {enrol_s:.2f} s); instruction: {INSTRUCTION!r}")
     observer.instruction_pub.publish(String(data=INSTRUCTION))
     run_start = time.monotonic()
+    sim_start = float(observer.snapshot()["gt"]["time"])
+    wall_cap = args.timeout / max(args.real_time_factor, 0.05) * 3.0 + 60.0  # a stalled simulator still ends
     last_frame, success_since = -1, None
-    while time.monotonic() - run_start < args.timeout:
+    sim_now = sim_start
+    while sim_now - sim_start < args.timeout and time.monotonic() - run_start < wall_cap:
         snap = observer.snapshot()
         gt, st = snap["gt"], snap["status"]
+        if gt is not None:
+            sim_now = float(gt.get("time", sim_now))
         sub = snap["subtask"]
         if writer is not None and snap["frame"] is not None and snap["frame_count"] != last_frame:
             last_frame = snap["frame_count"]
             g = st.get("grounding", {})
             lines = [
-                f"ep {res.episode} ({mode}) seed {seed}  t={time.monotonic() - run_start:4.1f} s",
+                f"ep {res.episode} ({mode}) seed {seed}  t={sim_now - sim_start:4.1f} s (sim)",
                 f"task: {snap['rewritten'] or INSTRUCTION}",
                 f"subtask: {sub.get('skill', '-')} {sub.get('arguments', {}).get('object', '')} "
                 f"[{sub.get('status', '-')}]",
@@ -347,8 +353,8 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
             writer.append(_overlay(snap["frame"], lines))
             res.frames += 1
         if gt is not None and gt.get("seed") == seed and _in_tray(gt, res.mine):
-            success_since = success_since or time.monotonic()
-            if time.monotonic() - success_since > 1.0:  # resting in the tray, released
+            success_since = success_since or sim_now
+            if sim_now - success_since >= 1.0:  # resting in the tray, released, for 1 s of sim time
                 res.success = True
                 break
         else:
@@ -363,8 +369,10 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
             break
         time.sleep(1.0 / (2 * VIDEO_FPS))
     else:
-        res.reason = f"timeout after {args.timeout:.0f} s"
-    res.duration_s = time.monotonic() - run_start
+        res.reason = (f"timeout after {args.timeout:.0f} s (sim)" if sim_now - sim_start >= args.timeout
+                      else f"the simulator stalled: {sim_now - sim_start:.0f} s of sim time in {wall_cap:.0f} s")
+    res.duration_s = sim_now - sim_start
+    res.wall_s = time.monotonic() - run_start
     snap = observer.snapshot()
     st = snap["status"]
     res.touched = snap["touched"]
@@ -513,6 +521,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _report(results: list[EpisodeResult], modes: list[str], out: Path, video, recording, args) -> int:
     print()
+    print("time s = sim seconds from the instruction to the mug resting in the tray (or the end of the episode)")
     print(f"{'ep':>3} {'mode':>8} {'seed':>5} {'mugs':>4} {'correct mug':>11} {'success':>7} {'time s':>6} "
           f"{'safety':>6} {'detect ms':>9} {'track p95':>9} {'infer p50/p99 ms':>16}  note")
     for r in results:

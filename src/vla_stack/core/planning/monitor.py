@@ -57,6 +57,11 @@ class MonitorConfig:
     subtask_timeout: float = field(
         default=60.0, metadata={"help": "an active subtask that takes longer than this fails, s (0 = never)"}
     )
+    grounding_grace: float = field(
+        default=2.0,
+        metadata={"help": "once a pick has been under way with a target, grounding may lose the object for this "
+                  "long (s) before the pick waits for it: approaching fingers hide the object from the camera"},
+    )
     grounding_timeout: float = field(
         default=20.0,
         metadata={"help": "a pick waiting this long for grounding to find the object fails, s (0 = never)"},
@@ -81,7 +86,7 @@ class MonitorConfig:
         for name in ("home_tolerance", "contact_force", "handover_pull_force", "stale_after", "exclusion_radius"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("confirm_time", "subtask_timeout", "grounding_timeout", "wait_seconds", "finger_still_speed"):
+        for name in ("confirm_time", "subtask_timeout", "grounding_grace", "grounding_timeout", "wait_seconds", "finger_still_speed"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -320,6 +325,7 @@ class SubtaskMonitor:
         self._seen_open = False
         self._seen_holding = False
         self._waiting_since: float | None = None
+        self._pick_under_way = False  # the pick ran with grounding's target at least once
         self.excluded: list[np.ndarray] = []
         self.uses_grounding = False
         self.wrench_at_start: np.ndarray | None = None
@@ -334,6 +340,7 @@ class SubtaskMonitor:
         self._seen_open = bool(world.gripper_open(now))
         self._seen_holding = bool(world.holding(now))
         self._waiting_since = None
+        self._pick_under_way = False
         self.wrench_at_start = None if world.wrench_force is None else world.wrench_force.copy()
 
     def pause(self, now: float) -> None:
@@ -380,10 +387,14 @@ class SubtaskMonitor:
                 if self._waiting_since is None:
                     self._waiting_since = now
                 waited = now - self._waiting_since
+                lost = waiting.startswith("waiting for grounding: object")  # not an exclusion: those act at once
+                if lost and self._pick_under_way and waited <= cfg.grounding_grace:
+                    return Assessment("running", f"{waiting} (for {waited:.1f} s; grace {cfg.grounding_grace:g} s)")
                 if cfg.grounding_timeout > 0 and waited > cfg.grounding_timeout:
                     return Assessment("failed", f"{waiting} for {waited:.0f} s")
                 return Assessment("waiting", waiting)
             self._waiting_since = None
+            self._pick_under_way = True
             if self._debounce.held("holding", holding, now, hold):
                 return Assessment("done", f"holding the {s.arguments.get('object', 'object')}")
             if self._seen_open and self._debounce.held("empty", world.gripper_closed_empty(now), now, hold):
