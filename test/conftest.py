@@ -92,6 +92,9 @@ def start_node(ros_env) -> Iterator[Callable[..., NodeProcess]]:
     started: list[NodeProcess] = []
 
     def factory(executable, name=None, params=None, param_files=(), remaps=None, args=(), echo=False):
+        params = dict(params or {})
+        if executable == "planner_node":
+            params.setdefault("resume_file", "")  # tests share a ROS domain: never resume another test's task
         spec = NodeSpec(
             executable=executable, name=name or executable, parameters=tuple(Path(p) for p in param_files),
             overrides=dict(params or {}), remappings=dict(remaps or {}), arguments=tuple(args),

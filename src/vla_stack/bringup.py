@@ -95,6 +95,14 @@ def _param_literal(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_param_literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        # `-p key:=value` parses value as YAML: quote strings that would read as something else
+        # ('' , 'true', '3', '{}', 'a: b') so a string parameter stays a string
+        try:
+            plain = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            plain = False
+        return value if plain and value.strip() == value and value else "'" + value.replace("'", "''") + "'"
     return str(value)
 
 

@@ -69,3 +69,18 @@ def test_in_hand_target_replaces_a_stale_grounding_target_while_holding():
     no_model = ObservationBuilder(ObservationConfig(place_position=(0.4, 0.3, 0.07)))
     no_model.update_joint_state(_state(0.058, stamp=10.0))
     assert not no_model.holding(10.0)
+
+
+def test_silent_planner_holds_the_expert_until_it_speaks_again():
+    b = ObservationBuilder(ObservationConfig(place_position=(0.4, 0.3, 0.07), max_planner_age=5.0))
+    b.update_target(Pose(np.array([0.5, 0.0, 0.065]), stamp=9.5, frame_id="panda_link0"))
+    b.update_joint_state(_state(0.08, stamp=10.0))
+    sub = json.dumps({"skill": "pick", "arguments": {}, "index": 0, "status": "active"})
+    b.update_subtask(sub, 9.0)
+    assert b.build(10.0) is not None
+    b.update_joint_state(_state(0.08, stamp=16.0))
+    b.update_target(Pose(np.array([0.5, 0.0, 0.065]), stamp=15.9, frame_id="panda_link0"))
+    with pytest.raises(InputRejected, match="planner silent"):
+        b.build(16.0)
+    b.update_subtask(sub, 16.0)
+    assert b.build(16.0) is not None

@@ -90,7 +90,7 @@ def test_malformed_inputs_are_rejected_and_previous_kept(builder):
 
 
 def test_planner_inputs_expire_and_subtask_can_set_the_place_point():
-    b = ObservationBuilder(ObservationConfig(max_planner_age=1.0, use_planner_latent=True))
+    b = ObservationBuilder(ObservationConfig(max_planner_age=1.0, use_planner_latent=True, follow_planner_status=False))
     b.update_joint_state(joint_state(5.0))
     b.update_target(target(5.0))
     with pytest.raises(InputRejected, match="place point"):
@@ -101,7 +101,8 @@ def test_planner_inputs_expire_and_subtask_can_set_the_place_point():
     assert obs.subtask_id == SUBTASKS.index("place") and np.allclose(obs.place_position, [0.4, -0.3, 0.07])
     assert obs.planner_latent.shape == (LATENT_DIM,) and obs.planner_latent.all()
     b.update_joint_state(joint_state(5.6))
-    obs = b.build(5.6)  # latent and subtask 1.1 s old: ignored (zeros / none), place point kept
+    obs = b.build(5.6)  # latent and subtask 1.1 s old: ignored (zeros / none), place point kept (not following the
+    # planner; when following it, a silent planner holds the expert: test_observation_builder.py)
     assert obs.subtask_id == 0 and not obs.planner_latent.any()
 
 

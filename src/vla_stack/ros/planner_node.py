@@ -19,6 +19,10 @@ Publishes:
 
 Service `~/reset` (std_srvs/Trigger): forget the task, plan, memory and exclusions (new episode).
 
+Restart: the running task's instruction is kept in `resume_file`; a planner started within
+`resume_window` s of it resumes the task (the monitor sees what is already done, e.g. the object
+in the hand), so killing and restarting the planner mid-task completes the task.
+
 Nothing is published on planner/subtask before the first accepted plan: a garbage instruction
 shows up on planner/status only.
 
@@ -28,8 +32,12 @@ runs the planner backend and computes latents, so embedding never blocks a callb
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +79,9 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "backend": ("offline", "planner backend: offline (sentence embeddings, SayCan-style) | vlm (local VLM, JSON plan)"),
     "publish_period": (1.0, "republish subtask, latent and status every this many s (changes go out at once)"),
     "step_period": (0.1, "progress-monitor period, s"),
+    "resume_file": ("auto", "file the running task is kept in so a restarted planner resumes it ('auto' = "
+                    "~/.ros/vla_stack/planner_task_<ROS_DOMAIN_ID>.json, '' = never resume)"),
+    "resume_window": (120.0, "a task saved longer ago than this (wall clock, s) is not resumed"),
     "tactile_sensors": (["left", "right"], "fingertip pads: subscribes tactile/<pad>/force (WrenchStamped, z = normal force)"),
     "topics.instruction": (itf.INSTRUCTION.name, "instruction input (String)"),
     "topics.feedback": (itf.FEEDBACK.name, "feedback / interjection input (String)"),
@@ -163,6 +174,10 @@ class PlannerNode(Node):
         self._worker = threading.Thread(target=self._work, name="planner-worker", daemon=True)
         self._worker.start()
         self.create_service(Trigger, "~/reset", self._on_reset)
+        self.resume_path = self._resume_path(str(values["resume_file"]))
+        self.resume_window = self._bounded(values, "resume_window", 0.0, 86400.0, 120.0)
+        self._saved_task = ""
+        self._resume_task()
         self.create_timer(step_period, self._on_step)
         self.create_timer(self.publish_period, self._on_publish_timer)
         log.info(
@@ -199,6 +214,61 @@ class PlannerNode(Node):
         log.error(f"planner_node: unknown backend '{self.backend_name}' (known: {PLANNERS.names()}); using 'offline'")
         return offline
 
+    # ------------------------------------------------------------------ resume after a restart
+    def _resume_path(self, value: str) -> Path | None:
+        if not value:
+            return None
+        if value == "auto":
+            domain = os.environ.get("ROS_DOMAIN_ID", "0") or "0"
+            ns = self.get_namespace().strip("/").replace("/", "_")
+            return Path.home() / ".ros" / "vla_stack" / f"planner_task_{domain}{'_' + ns if ns else ''}.json"
+        return Path(value).expanduser()
+
+    def _resume_task(self) -> None:
+        """A task running when the previous planner process died is started again (the monitor then
+        sees what is already done, e.g. the object already in the hand)."""
+        path = self.resume_path
+        if path is None or not path.is_file():
+            return
+        try:
+            data = json.loads(path.read_text())
+            text, saved = str(data["instruction"]), float(data["wall_time"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.get_logger().warning(f"ignoring the saved task in {path}: {exc}")
+            return
+        age = time.time() - saved
+        if not text or age > self.resume_window:
+            self.get_logger().info(f"saved task {text!r} is {age:.0f} s old (resume_window {self.resume_window:g} s): not resumed")
+            self._forget_task()
+            return
+        self.get_logger().warning(f"resuming {text!r}, which was running {age:.0f} s ago when the planner stopped")
+        self.planner.on_instruction(text)
+        self._wake.set()
+
+    def _save_task(self) -> None:
+        path = self.resume_path
+        if path is None:
+            return
+        running = self.planner.state in ("grounding", "planning", "executing") and self.planner.instruction
+        text = self.planner.instruction if running else ""
+        if text == self._saved_task:
+            return
+        try:
+            if text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"instruction": text, "wall_time": time.time()}))
+            else:
+                path.unlink(missing_ok=True)
+            self._saved_task = text
+        except OSError as exc:
+            self.get_logger().warning(f"cannot save the running task to {path}: {exc} (a restart will not resume it)",
+                                      throttle_duration_sec=60.0)
+
+    def _forget_task(self) -> None:
+        if self.resume_path is not None:
+            self.resume_path.unlink(missing_ok=True)
+        self._saved_task = ""
+
     def _on_reset(self, request, response):
         """Forget the task, the plan, the memory of completed tasks and the exclusions (a new episode)."""
         with self._pub_lock:
@@ -209,6 +279,7 @@ class PlannerNode(Node):
             cleared = old.exclusion_version != 0
         if cleared:  # tell grounding the exclusions are gone
             self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
+        self._forget_task()
         self.get_logger().info("reset: task, plan, memory and exclusions forgotten")
         response.success = True
         response.message = "planner reset"
@@ -351,6 +422,7 @@ class PlannerNode(Node):
                 self._published_exclusions = self.planner.exclusion_version
                 self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
             self.status_pub.publish(self._status_msg())
+            self._save_task()
 
     def _status_msg(self):
         status = self.planner.status()

@@ -331,6 +331,10 @@ class ObservationBuilder:
             sub = self.subtask[0]
             if cfg.follow_planner_status and sub.status in HOLD_STATUSES:
                 raise InputRejected("planner", f"planner subtask '{sub.skill}' is '{sub.status}': holding, no new chunk")
+            if cfg.follow_planner_status and not fresh(self.subtask[1]):
+                # the planner republishes its subtask every second: silence means it died or hangs
+                raise InputRejected("planner", f"planner silent for {now - self.subtask[1]:.1f} s (> max_planner_age "
+                                               f"{cfg.max_planner_age:g} s): holding until it is back")
             if fresh(self.subtask[1]):
                 subtask = sub.subtask_id
         tactile = None
