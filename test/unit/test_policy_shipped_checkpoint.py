@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vla_stack.core.kinematics.robot_model import RobotModel
-from vla_stack.core.policy.backends.builtin import BuiltinExpertPolicy
+from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig, BuiltinExpertPolicy
 from vla_stack.core.policy.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from vla_stack.core.policy.chunk_scheduler import ChunkScheduler, SchedulerConfig
 from vla_stack.core.policy.rtc import prefix_weights
@@ -34,9 +34,28 @@ def test_shipped_checkpoint_is_small_and_documented():
     assert ckpt.config.horizon == 16 and ckpt.config.flow_steps == 10
 
 
-def test_rtc_guidance_keeps_the_committed_actions_in_joint_space(policy):
+@pytest.fixture(scope="module")
+def policy_full_vjp():
+    """The paper's guidance: a vector-Jacobian product through the network in every flow step."""
+    return BuiltinExpertPolicy(BuiltinExpertConfig(guidance_vjp_steps=-1))
+
+
+def test_guidance_vjp_steps_setting(policy, policy_full_vjp):
+    """The default guided sampler is the fast one (no VJP, `guidance_vjp_steps` = 0); -1 restores
+    the paper's; values below -1 are refused."""
+    assert BuiltinExpertConfig().guidance_vjp_steps == 0 and policy.runtime.vjp_steps == 0
+    assert policy_full_vjp.runtime.vjp_steps == -1
+    with pytest.raises(ValueError, match="guidance_vjp_steps"):
+        BuiltinExpertConfig(guidance_vjp_steps=-2)
+
+
+@pytest.mark.parametrize("which", ["default", "full_vjp"])
+def test_rtc_guidance_keeps_the_committed_actions_in_joint_space(policy, policy_full_vjp, which):
     """As in execution: chunk A is computed, its first s = 8 actions run in simulation, then the
-    next chunk is inpainted with A's remaining actions as the committed prefix (d = 4 frozen)."""
+    next chunk is inpainted with A's remaining actions as the committed prefix (d = 4 frozen).
+    Checked for the default guided sampler and the paper's full-VJP guidance."""
+    policy = policy if which == "default" else policy_full_vjp
+    policy.reset()
     task = SimPickPlace(20001)
     for _ in range(10):
         task.apply(np.append(task.observe().arm_positions, 0.08))  # stand still a moment

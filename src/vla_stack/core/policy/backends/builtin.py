@@ -1,8 +1,9 @@
 """The built-in action expert as a `Policy`: checkpoint -> numpy runtime -> ActionChunk.
 
-Inference runs in numpy (`runtime.py`): about a millisecond per flow step for the shipped
+Inference runs in numpy (`runtime.py`): about half a millisecond per flow step for the shipped
 model on one CPU core, torch is not needed at run time. Real-time chunking guidance is
-supported (`metadata.supports_guidance`).
+supported (`metadata.supports_guidance`); by default without a backward pass through the
+network (`BuiltinExpertConfig.guidance_vjp_steps`, see `rtc.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class BuiltinExpertConfig:
     max_action_magnitude: float = field(
         default=25.0, metadata={"help": "a sampled chunk beyond this many standard deviations is discarded (numerical failsafe)"}
     )
+    guidance_vjp_steps: int = field(
+        default=0,
+        metadata={"help": "RTC guidance is applied at every flow step; in the first this many steps its correction "
+                          "back-propagates through the network (the paper's vector-Jacobian product), in the rest it "
+                          "uses the identity Jacobian (drops a term scaled by 1 - τ, no backward pass). 0 = never "
+                          "(default: guided chunks cost about as much as unguided ones; prefix tolerance and closed-loop "
+                          "results at 8 steps of delay as good or better, see bench/results/expert.json); -1 = every "
+                          "step (the paper's full guidance, about twice the cost)"},
+    )
 
     def __post_init__(self) -> None:
         if self.flow_steps < 0:
@@ -44,6 +54,8 @@ class BuiltinExpertConfig:
             raise ValueError(f"noise_scale must be in [0, 2], got {self.noise_scale}")
         if not (self.max_prefix_deviation > 0 and self.max_action_magnitude > 0):
             raise ValueError("max_prefix_deviation and max_action_magnitude must be > 0")
+        if self.guidance_vjp_steps < -1:
+            raise ValueError(f"guidance_vjp_steps must be >= -1 (-1 = every flow step), got {self.guidance_vjp_steps}")
 
 
 @POLICIES.register("builtin")
@@ -60,7 +72,7 @@ class BuiltinExpertPolicy:
         self.config = config or BuiltinExpertConfig(**kwargs)
         ckpt = load_checkpoint(self.config.checkpoint or None)
         self.checkpoint = ckpt
-        self.runtime = NumpyActionExpert(ckpt.config, ckpt.weights)
+        self.runtime = NumpyActionExpert(ckpt.config, ckpt.weights, vjp_steps=self.config.guidance_vjp_steps)
         self.encoder = ObservationEncoder()
         self.flow_steps = self.config.flow_steps or ckpt.config.flow_steps
         self.metadata = PolicyMetadata(name="builtin", horizon=ckpt.config.horizon,
