@@ -218,8 +218,13 @@ class ActionExpertNode(Node):
             self._reject("place", exc)
 
     def _on_subtask(self, msg: String) -> None:
+        now = ros_seconds(self)
+        if now <= 0.0:
+            # sim time not received yet (a node just started, e.g. after a restart): a receipt time of 0
+            # would make the latched subtask look ancient; the planner republishes it every second
+            return
         try:
-            self.builder.update_subtask(msg.data, ros_seconds(self))
+            self.builder.update_subtask(msg.data, now)
         except InputRejected as exc:
             self._reject("subtask", exc)
 

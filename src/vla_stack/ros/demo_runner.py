@@ -89,6 +89,10 @@ class StackObserver:
                                       itf.GROUNDING_INSTRUCTION.sub_qos)
         self.node.create_subscription(itf.ACTION_CHUNK.msg_type, itf.ACTION_CHUNK.name, self._on_chunk,
                                       itf.ACTION_CHUNK.sub_qos)
+        self.node.create_subscription(itf.JOINT_STATES.msg_type, itf.JOINT_STATES.name, self._on_joints,
+                                      itf.JOINT_STATES.sub_qos)
+        self.node.create_subscription(String, itf.FEEDBACK.name, lambda m: None, itf.FEEDBACK.sub_qos)
+        self.feedback_pub = self.node.create_publisher(String, itf.FEEDBACK.name, itf.FEEDBACK.pub_qos)
         for name, topic_node in (("planner", "planner"), ("grounding", "grounding"), ("action_expert", "action_expert"),
                                  ("safety_controller", "safety")):
             topic = itf.status(topic_node)
@@ -120,6 +124,8 @@ class StackObserver:
             self.rewritten = ""
             self.status: dict[str, dict] = {}
             self.chunks = 0
+            self.joints: dict[str, tuple[float, float]] = {}  # name -> (position, velocity)
+            self.joint_stamp = 0.0
 
     def call_reset(self, name: str, timeout: float = 10.0) -> tuple[bool, str]:
         """Call one node's reset service (std_srvs/Trigger); (success, message)."""
@@ -185,6 +191,14 @@ class StackObserver:
         with self.lock:
             self.rewritten = msg.data
 
+    def _on_joints(self, msg) -> None:
+        from vla_stack.ros.conversions import stamp_to_seconds
+
+        vel = list(msg.velocity) if len(msg.velocity) == len(msg.name) else [0.0] * len(msg.name)
+        with self.lock:
+            self.joints = {n: (float(p), float(v)) for n, p, v in zip(msg.name, msg.position, vel, strict=False)}
+            self.joint_stamp = stamp_to_seconds(msg.header.stamp)
+
     def _on_chunk(self, _msg) -> None:
         with self.lock:
             self.chunks += 1
@@ -201,7 +215,8 @@ class StackObserver:
         with self.lock:
             return {"gt": self.gt, "first_gt": self.first_gt, "touched": self.touched, "frame": self.frame,
                     "frame_count": self.frame_count, "subtask": dict(self.subtask), "rewritten": self.rewritten,
-                    "status": {k: dict(v) for k, v in self.status.items()}, "chunks": self.chunks}
+                    "status": {k: dict(v) for k, v in self.status.items()}, "chunks": self.chunks,
+                    "joints": dict(self.joints), "joint_stamp": self.joint_stamp}
 
     def close(self) -> None:
         self._stop.set()
@@ -257,8 +272,11 @@ def _in_tray(gt: dict, mug: str) -> bool:
     return bool(entry["in_tray"] and entry["upright"] and not entry.get("in_gripper"))
 
 
-def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, memory: Path, log) -> ProcessGroup:
+def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, memory: Path, log,
+                extra_overrides: dict[str, dict] | None = None) -> ProcessGroup:
     """Start the `sim` profile for `mode` ("personal" / "generic") and wait until every node is up.
+
+    `extra_overrides` adds parameters per executable ({"planner_node": {"resume_file": ...}}).
 
     Raises RuntimeError with the reason when a node dies or the stack is not ready in time.
     """
@@ -269,6 +287,8 @@ def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, me
                      **({"texture_dir": str(Path(args.objects).resolve())} if args.objects else {})},
         "grounding_node": {"memory_root": str(memory), "personal": mode == "personal"},
     }
+    for exe, extra in (extra_overrides or {}).items():
+        overrides[exe] = {**overrides.get(exe, {}), **extra}
     nodes = tuple(replace(n, overrides={**n.overrides, **overrides.get(n.executable, {})}) for n in profile.nodes)
     sink = (lambda line: print(line, flush=True)) if args.verbose else (lambda line: None)
     group = ProcessGroup(replace(profile, nodes=nodes), sink=sink)
@@ -304,27 +324,13 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
     """One episode on a running stack: new scene, every node reset, instruction, watch, judge."""
     res = EpisodeResult(index + 1, seed, args.mugs, mode)
     t0 = time.monotonic()
-    res.mine, enrol_s = enroll_from_sim(seed, args.mugs, memory, args.objects)
+    try:
+        res.mine, enrol_s = reset_episode(observer, seed, args.mugs, memory, args.objects)
+    except RuntimeError as exc:
+        res.reason = str(exc)
+        return res
     from std_msgs.msg import String
 
-    # ---- new scene (the sim clock keeps running), then every node forgets the last episode
-    observer.reset()
-    observer.reset_pub.publish(String(data=json.dumps({"seed": seed, "num_mugs": args.mugs})))
-    if not observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 30.0):
-        res.reason = "the simulator did not reset to the new scene within 30 s"
-        return res
-    for name in ("safety", "action_expert", "planner", "grounding"):
-        ok, message = observer.call_reset(name)
-        deadline = time.monotonic() + 15.0
-        while not ok and name == "safety" and time.monotonic() < deadline:
-            time.sleep(0.5)  # the safety controller refuses while the arm is still stopping: ask again
-            ok, message = observer.call_reset(name)
-        if not ok:
-            res.reason = f"{name} reset failed: {message}"
-            return res
-    time.sleep(0.5)
-    observer.reset()  # forget what arrived between the scene reset and the node resets
-    observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 10.0)
     res.startup_s = time.monotonic() - t0
     log(f"episode {res.episode} ({mode}): seed {seed}, {args.mugs} mugs, mine = {res.mine} "
         f"(enrolled in {enrol_s:.2f} s); instruction: {INSTRUCTION!r}")
@@ -396,6 +402,32 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
     if res.touched and not res.correct_mug:
         res.reason = (res.reason + "; " if res.reason else "") + f"took {res.touched}, not {res.mine}"
     return res
+
+
+def reset_episode(observer: StackObserver, seed: int, mugs: int, memory: Path, objects: Path | None) -> tuple[str, float]:
+    """Enrol scene `seed`'s mug, reset the simulator to that scene and reset every node.
+
+    Returns (the simulator's name of "my" mug, enrolment seconds). Raises RuntimeError with the reason.
+    """
+    from std_msgs.msg import String
+
+    mine, enrol_s = enroll_from_sim(seed, mugs, memory, objects)
+    observer.reset()
+    observer.reset_pub.publish(String(data=json.dumps({"seed": seed, "num_mugs": mugs})))
+    if not observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 30.0):
+        raise RuntimeError("the simulator did not reset to the new scene within 30 s")
+    for name in ("safety", "action_expert", "planner", "grounding"):
+        ok, message = observer.call_reset(name)
+        deadline = time.monotonic() + 15.0
+        while not ok and name == "safety" and time.monotonic() < deadline:
+            time.sleep(0.5)  # the safety controller refuses while the arm is still stopping: ask again
+            ok, message = observer.call_reset(name)
+        if not ok:
+            raise RuntimeError(f"{name} reset failed: {message}")
+    time.sleep(0.5)
+    observer.reset()  # forget what arrived between the scene reset and the node resets
+    observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 10.0)
+    return mine, enrol_s
 
 
 def observer_wait(observer: StackObserver, predicate, timeout: float) -> bool:
