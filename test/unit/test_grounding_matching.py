@@ -5,7 +5,10 @@ import pytest
 
 from vla_stack.core.grounding.matching import (
     MatchConfig,
+    calibrate_decision,
     calibrate_threshold,
+    decide,
+    distance_ratio,
     cosine_matrix,
     ensemble_scores,
     match,
@@ -123,3 +126,86 @@ def test_match_config_validation():
         MatchConfig(accept_threshold=2.0)
     with pytest.raises(ValueError):
         MatchConfig(top_k=0)
+
+
+def _props_with_scores(refs, targets, rng):
+    """Proposal embeddings whose top-k ensemble scores against `refs` are close to `targets`."""
+    mean = unit(refs.mean(axis=0))
+    out = []
+    for t in targets:
+        ortho = unit(rng.normal(size=mean.shape))
+        ortho = unit(ortho - (ortho @ mean) * mean)
+        out.append(t * mean + np.sqrt(max(0.0, 1 - t * t)) * ortho)
+    return np.stack(out)
+
+
+def test_ratio_test_accepts_a_clear_winner_below_the_confident_threshold(rng):
+    dim = 64
+    refs = np.tile(unit(rng.normal(size=dim)), (4, 1))
+    cfg = MatchConfig(accept_threshold=0.9, confident_threshold=0.99, max_distance_ratio=0.5, ambiguity_margin=0.0)
+    # winner 0.97 vs runner-up 0.90: distance ratio 0.03 / 0.10 = 0.3 -> found
+    res = match(_props_with_scores(refs, [0.90, 0.97], rng), refs, cfg)
+    assert res.status == "found" and res.index == 1 and "distance ratio" in res.reason
+    # winner 0.97 vs 0.955: ratio 0.67 > 0.5 -> not found (does not stand out), nothing guessed
+    res = match(_props_with_scores(refs, [0.955, 0.97], rng), refs, cfg)
+    assert res.status == "not_found" and "does not stand out" in res.reason
+    # a lone candidate needs the confident threshold
+    res = match(_props_with_scores(refs, [0.97], rng), refs, cfg)
+    assert res.status == "not_found" and "only candidate" in res.reason
+    res = match(_props_with_scores(refs, [0.995], rng), refs, cfg)
+    assert res.status == "found"
+    # below the floor nothing is accepted, however clear the margin
+    res = match(_props_with_scores(refs, [0.5, 0.89], rng), refs, cfg)
+    assert res.status == "not_found"
+
+
+def test_ambiguous_still_reported_with_the_ratio_rule(rng):
+    dim = 64
+    refs = np.tile(unit(rng.normal(size=dim)), (4, 1))
+    cfg = MatchConfig(accept_threshold=0.9, confident_threshold=0.95, max_distance_ratio=0.5, ambiguity_margin=0.01)
+    res = match(_props_with_scores(refs, [0.965, 0.97], rng), refs, cfg)
+    assert res.status == "ambiguous" and {res.index, res.runner_up} == {0, 1}
+
+
+def test_decide_matches_the_rule():
+    assert decide([], 0.9, 0.95, 0.5) is None
+    assert decide([0.96], 0.9, 0.95, 0.5) == 0
+    assert decide([0.93], 0.9, 0.95, 0.5) is None
+    assert decide([0.8, 0.93], 0.9, 0.95, 0.5) == 1  # ratio 0.07 / 0.2
+    assert decide([0.92, 0.93], 0.9, 0.95, 0.5) is None
+    assert decide([0.92, 0.93], 0.9, 0.95, 0.0) is None  # ratio test off
+    assert distance_ratio(0.97, 0.9) == pytest.approx(0.3)
+
+
+def test_calibrate_decision_bounds_false_accepts_and_uses_the_scene():
+    rng = np.random.default_rng(1)
+    positives, negatives = [], []
+    for _ in range(300):
+        level = rng.uniform(0.85, 0.95)  # per-scene look-alike level (lighting, colour family)
+        others = list(level + rng.normal(0, 0.01, rng.integers(1, 4)))
+        mine = min(0.999, level + rng.uniform(0.03, 0.05))
+        positives.append(([mine, *others], 0))
+        negatives.append(others)
+    rule = calibrate_decision(positives, negatives, max_false_accept=0.02)
+    t = (rule["accept_threshold"], rule["confident_threshold"], rule["max_distance_ratio"])
+    fa = np.mean([decide(s, *t) is not None for s in negatives])
+    assert fa <= 0.02 and rule["false_accept_rate"] == pytest.approx(fa)
+    ok = np.mean([decide(s, *t) == i for s, i in positives])
+    assert ok == pytest.approx(rule["correct_rate"])
+    # an absolute threshold alone does worse on the same scenes at the same false-accept bound
+    thr = calibrate_threshold([p[0][0] for p in positives], [max(n) for n in negatives], 0.02)
+    assert ok > np.mean([s[0] >= thr for s, _ in positives])
+    with pytest.raises(ValueError):
+        calibrate_decision([], negatives)
+
+
+def test_confident_threshold_defaults_and_validation():
+    cfg = MatchConfig(accept_threshold=0.8, confident_threshold=None)
+    assert cfg.confident_threshold == 0.8  # absolute rule only
+    assert MatchConfig(accept_threshold=0.9, confident_threshold=0.5).confident_threshold == 0.9  # never below the floor
+    with pytest.raises(ValueError):
+        MatchConfig(max_distance_ratio=1.5)
+    with pytest.raises(ValueError):
+        MatchConfig(confident_threshold=3.0)
+    d = MatchConfig()
+    assert d.accept_threshold <= d.confident_threshold

@@ -150,3 +150,22 @@ def test_embeddings_of_another_embedder_are_recomputed_and_stored(tmp_path, embe
 def test_empty_memory_root_lists_nothing(tmp_path):
     assert PersonalObjectMemory(tmp_path / "nothing here").names() == []
     assert PersonalObjectMemory(tmp_path / "nothing here").objects() == []
+
+
+def test_stale_appearance_embeddings_are_not_used(tmp_path, embedder):
+    """A memory written by an older descriptor version (appearance-v2) is re-embedded, never compared as is."""
+    mem = PersonalObjectMemory(tmp_path)
+    v, m = reference_views(stripes(BASE, ACCENT), n=2)
+    mem.enroll("mine", v, "cup", embedder, masks=m)
+    meta_path = tmp_path / "mine" / "object.json"
+    meta = json.loads(meta_path.read_text())
+    (fname,) = meta["embeddings"].values()
+    stale = np.ones((2, 130), np.float32) / np.sqrt(130)
+    np.save(tmp_path / "mine" / fname, stale)
+    meta["embeddings"] = {"appearance-v2:h48:hs18x4:c35:r1,2,3:m10:w0.25,1.5,0.25,0.5": fname}
+    meta_path.write_text(json.dumps(meta))
+    fresh = PersonalObjectMemory(tmp_path)
+    assert embedder.version.startswith("appearance-v3")
+    e = fresh.reference_embeddings("mine", embedder)
+    assert e.shape == (2, embedder.dim)
+    np.testing.assert_allclose(e, embedder.embed_crops(fresh.get("mine").crops), atol=1e-6)

@@ -300,3 +300,24 @@ def test_highlight_style_validation():
     with pytest.raises(ValueError):
         HighlightStyle(alpha=1.5)
     assert HighlightStyle(colors=("Red", "green")).color_for(3) == "green"
+
+
+def test_tracker_mask_warp_over_the_object_box_equals_the_full_warp():
+    """The tracker warps only the object's box; the result must equal warping the whole mask."""
+    import cv2
+
+    from vla_stack.core.grounding.imageops import mask_bbox
+    from vla_stack.core.grounding.trackers import _warp_mask
+
+    mask = np.zeros((120, 160), bool)
+    cv2.ellipse(mask.view(np.uint8), (60, 70), (18, 25), 10, 0, 360, 1, -1)
+    mask[40:50, 75:90] = True  # a handle-like blob
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        M = cv2.getRotationMatrix2D((rng.uniform(0, 160), rng.uniform(0, 120)), rng.normal(0, 8), rng.uniform(0.85, 1.15))
+        M[:, 2] += rng.normal(0, 15, 2)
+        full = cv2.warpAffine(mask.astype(np.uint8), M, (160, 120), flags=cv2.INTER_NEAREST).astype(bool)
+        np.testing.assert_array_equal(_warp_mask(mask, mask_bbox(mask), M), full)
+    # moved completely out of the image: empty, no error
+    far = np.array([[1.0, 0.0, 1000.0], [0.0, 1.0, 0.0]])
+    assert not _warp_mask(mask, mask_bbox(mask), far).any()

@@ -9,16 +9,18 @@
 Both functions take the parsed `argparse.Namespace` and return a process exit code.
 
 `enroll NAME IMAGES...` stores a personal object; `--from-sim SEED` renders the simulator's
-reference views of that scene's "mine" mug (with exact masks) instead of reading files.
+reference views of that scene's "mine" mug (with exact masks, `SimRobot.render_reference_views_with_masks`)
+instead of reading files.
 
 `eval-grounding` renders simulated scenes by seed (2-4 look-alike mugs, random placement,
 lighting and camera jitter), enrols each scene's own mug from its reference renders, and
 measures, next to a generic baseline (best category proposal, no personal memory):
 correct-instance rate (IoU >= 0.5 with the ground-truth mask of the enrolled mug), mean IoU,
-false-highlight rate on the same scenes with the enrolled mug removed (look-alikes stay),
-per-frame latency of detection and of tracking, enrolment time. Writes JSON (default
-bench/results/grounding.json). Calibration seeds (for the accept threshold) and test seeds
-never overlap.
+false-highlight rate on the same scenes with the enrolled mug removed (`SimRobot.remove_object`;
+look-alikes stay), per-frame latency of detection and of tracking, enrolment time. Writes JSON
+(default bench/results/grounding.json). Calibration seeds (`--calibrate N`: seeds 0..N-1, for the
+decision rule: floor, confident threshold, distance ratio; see `matching.calibrate_decision`)
+and test seeds never overlap.
 """
 
 from __future__ import annotations
@@ -43,26 +45,22 @@ DEFAULT_RESULTS = Path("bench/results/grounding.json")
 
 
 # ---- simulator references ---------------------------------------------------------------------
-def sim_reference_views(robot: Any, mug: str, n: int = 5, size: int = 224) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """`n` reference renders of `mug` (as `SimRobot.render_reference_views`) and exact masks.
+DEFAULT_REFERENCE_ELEVATIONS_DEG = (30.0, 50.0, 20.0, 60.0, 45.0)
+"""Camera elevations of the simulated reference photos, deg above the table: like photos a
+person takes of a cup standing on a table (mostly from above, one low side view)."""
 
-    The masks come from rendering the same views twice more with the mug textured all black
-    and all white: the pixels that change are the mug's (the backdrop, lights and cameras
-    are identical and there are no shadows), so no segmentation guesswork is involved.
+
+def sim_reference_views(
+    robot: Any, mug: str, n: int = 5, size: int = 224, elevations_deg: Any = DEFAULT_REFERENCE_ELEVATIONS_DEG
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`n` reference renders of `mug` alone (studio backdrop) and their exact object masks.
+
+    Uses `SimRobot.render_reference_views_with_masks` (masks from a segmentation render of the
+    same views, so no segmentation guesswork is involved).
     """
-    from vla_stack.core.sim.mugs import MugAppearance
-    from vla_stack.core.sim.reference_views import render_mug_views
-
-    placement = next((p for p in robot.scene.mugs if p.name == mug), None)
-    if placement is None:
+    if mug not in robot.mug_names():
         raise KeyError(f"unknown mug '{mug}' (mugs: {list(robot.mug_names())})")
-    geometry, seed = robot.scene.mug_geometry, int(robot.config.seed)
-    views = robot.render_reference_views(mug, n, size)
-    img = placement.appearance.image
-    black = render_mug_views(geometry, MugAppearance("black", np.zeros_like(img), (0.0, 0.0, 0.0)), n, size, seed=seed)
-    white = render_mug_views(geometry, MugAppearance("white", np.full_like(img, 255), (1.0, 1.0, 1.0)), n, size, seed=seed)
-    masks = [np.abs(w.astype(np.int16) - b.astype(np.int16)).max(axis=2) > 12 for w, b in zip(white, black, strict=True)]
-    return views, masks
+    return robot.render_reference_views_with_masks(mug, n, size, elevations_deg=elevations_deg)
 
 
 def _sim_env() -> None:
@@ -151,19 +149,33 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=100, help="test scenes (default: 100)")
     parser.add_argument("--first-seed", type=int, default=1000, help="first test seed (default: 1000)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
-                        help="calibrate the accept threshold on N scenes first (seeds 0..N-1, never test seeds; default: 0 = use the configured threshold)")
+                        help="calibrate the decision rule (floor, confident threshold, distance ratio) on N scenes first "
+                             "(seeds 0..N-1, never test seeds; default: 0 = use the configured MatchConfig)")
     parser.add_argument("--max-false-accept", type=float, default=0.02,
                         help="false-accept rate the calibration aims for (default: 0.02)")
-    parser.add_argument("--threshold", type=float, default=None, help="accept threshold to use (overrides the default and --calibrate)")
+    parser.add_argument("--threshold", type=float, default=None, help="plain absolute rule: accept a candidate scoring at least this (overrides the defaults and --calibrate)")
     parser.add_argument("--min-mugs", type=int, default=2, choices=[2, 3, 4], help="fewest mugs per scene (default: 2)")
     parser.add_argument("--max-mugs", type=int, default=4, choices=[2, 3, 4], help="most mugs per scene (default: 4)")
     parser.add_argument("--objects", type=Path, default=None, help="directory of mug texture images instead of generated ones")
     parser.add_argument("--track-frames", type=int, default=10, help="tracking steps per scene (camera-shake warps; default: 10)")
     parser.add_argument("--views", type=int, default=5, help="reference views enrolled per scene (default: 5)")
+    parser.add_argument("--ref-elevations", type=_elevations, default=DEFAULT_REFERENCE_ELEVATIONS_DEG,
+                        help="camera elevations of the reference renders, deg, comma-separated "
+                             f"(default: {','.join(f'{e:g}' for e in DEFAULT_REFERENCE_ELEVATIONS_DEG)})")
     parser.add_argument("--detector", default="depth_clusters", help="detector backend (default: depth_clusters)")
     parser.add_argument("--embedder", default="appearance", help="embedder backend (default: appearance)")
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help=f"results JSON (default: {DEFAULT_RESULTS})")
     parser.add_argument("--quiet", action="store_true", help="no per-scene lines")
+
+
+def _elevations(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"elevations must be comma-separated degrees, got {text!r}") from exc
+    if not values or any(not 0.0 <= v <= 89.0 for v in values):
+        raise argparse.ArgumentTypeError(f"elevations must be 0..89 deg, got {text!r}")
+    return values
 
 
 def _scene_config(seed: int, args: argparse.Namespace) -> Any:
@@ -187,15 +199,6 @@ def _jitter_lighting(robot: Any, seed: int) -> float:
     m.vis.headlight.diffuse[:] = np.clip(np.asarray(m.vis.headlight.diffuse) * gain, 0, 1)
     m.vis.headlight.ambient[:] = np.clip(np.asarray(m.vis.headlight.ambient) * gain, 0, 1)
     return gain
-
-
-def _remove_mug(robot: Any, mug: str) -> None:
-    """Move `mug` far out of view (the other mugs stay where they are)."""
-    import mujoco
-
-    adr = robot.model.joint(f"{mug}_joint").qposadr[0]
-    robot.data.qpos[adr : adr + 3] = [4.0, 4.0, 3.0]
-    mujoco.mj_forward(robot.model, robot.data)
 
 
 def _warp(img: np.ndarray, M: np.ndarray, nearest: bool = False) -> np.ndarray:
@@ -234,7 +237,7 @@ def eval_main(args: argparse.Namespace) -> int:
     """`vla-stack eval-grounding`: see the module doc. Exit 0 when it ran (targets are reported, not enforced)."""
     _sim_env()
     from vla_stack.core.grounding.imageops import mask_iou
-    from vla_stack.core.grounding.matching import MatchConfig, calibrate_threshold
+    from vla_stack.core.grounding.matching import MatchConfig, calibrate_decision, decide
     from vla_stack.core.grounding.memory import PersonalObjectMemory
     from vla_stack.core.grounding.pipeline import (
         GroundingConfig,
@@ -266,7 +269,7 @@ def eval_main(args: argparse.Namespace) -> int:
         gain = _jitter_lighting(robot, seed)
         memory = PersonalObjectMemory(workdir / f"seed_{seed}")
         pipe = GroundingPipeline(GroundingConfig(detector=args.detector, embedder=args.embedder, matching=match_cfg), memory)
-        views, masks = sim_reference_views(robot, robot.mine, args.views)
+        views, masks = sim_reference_views(robot, robot.mine, args.views, elevations_deg=args.ref_elevations)
         t0 = time.perf_counter()
         memory.enroll("my_mug", views, "cup", pipe.embedder, masks=masks, source=f"sim:seed={seed}")
         enrol_times.append(time.perf_counter() - t0)
@@ -284,28 +287,44 @@ def eval_main(args: argparse.Namespace) -> int:
     # -- calibration -----------------------------------------------------------------------------
     calibration: dict[str, Any] = {"seeds": [calib_seeds[0], calib_seeds[-1]] if calib_seeds else [], "threshold": None}
     if args.threshold is not None:
-        match_cfg = MatchConfig(**{**asdict(match_cfg), "accept_threshold": float(args.threshold)})
+        match_cfg = MatchConfig(**{**asdict(match_cfg), "accept_threshold": float(args.threshold), "confident_threshold": None})
         calibration["threshold"] = float(args.threshold)
         calibration["source"] = "--threshold"
     elif calib_seeds:
-        pos, neg = [], []
+        # Whole-scene calibration of the decision rule. Candidate scores do not depend on which
+        # other mugs are in view, so every subset of a scene's look-alikes is a frame the rule
+        # must handle: with the mug (positives) and without it (negatives: what the eval's
+        # mug-absent frames are).
+        import itertools
+
+        positives: list[tuple[list[float], int]] = []
+        negatives: list[list[float]] = []
         for seed in calib_seeds:
             robot, pipe, _ = build(seed)
             frame = frame_of(robot)
             seg = robot.render_segmentation()
             truth = seg == robot.segmentation_labels()[robot.mine]
             scores, masks = _match_scores(pipe, "my_mug", frame)
-            others = [s for s, m in zip(scores, masks, strict=True) if mask_iou(m, truth) < 0.5]
-            mine = [s for s, m in zip(scores, masks, strict=True) if mask_iou(m, truth) >= 0.5]
-            pos += mine
-            if others:
-                neg.append(max(others))  # the mug-absent case: the best look-alike
+            ious = [mask_iou(m, truth) for m in masks]
+            mine = int(np.argmax(ious)) if ious and max(ious) >= 0.5 else None
+            others = [s for k, s in enumerate(scores) if k != mine and ious[k] < 0.5]
+            for k in range(len(others) + 1):
+                for subset in itertools.combinations(others, k):
+                    if mine is not None:
+                        positives.append(([scores[mine], *subset], 0))
+                    if subset:
+                        negatives.append(list(subset))
             robot.close()
-        thr = calibrate_threshold(pos, neg, args.max_false_accept)
-        match_cfg = MatchConfig(**{**asdict(match_cfg), "accept_threshold": thr})
-        calibration.update(threshold=thr, source="calibrated", positives=len(pos), negatives=len(neg),
-                           max_false_accept=args.max_false_accept)
-        print(f"calibrated accept threshold {thr:.4f} on {len(calib_seeds)} scenes ({len(pos)} matches, {len(neg)} look-alike maxima)")
+        rule = calibrate_decision(positives, negatives, args.max_false_accept)
+        match_cfg = MatchConfig(**{**asdict(match_cfg), "accept_threshold": rule["accept_threshold"],
+                                   "confident_threshold": rule["confident_threshold"],
+                                   "max_distance_ratio": rule["max_distance_ratio"]})
+        calibration.update(threshold=rule["accept_threshold"], source="calibrated", rule=rule,
+                           positives=len(positives), negatives=len(negatives), max_false_accept=args.max_false_accept)
+        print(f"calibrated on {len(calib_seeds)} scenes ({len(positives)} frames with the mug, {len(negatives)} without): "
+              f"floor {rule['accept_threshold']:.4f}, confident {rule['confident_threshold']:.4f}, distance ratio "
+              f"{rule['max_distance_ratio']:.2f} (calibration: {rule['correct_rate']:.1%} correct, "
+              f"{rule['false_accept_rate']:.1%} false accepts)")
     else:
         calibration.update(threshold=match_cfg.accept_threshold, source="default")
 
@@ -362,7 +381,7 @@ def eval_main(args: argparse.Namespace) -> int:
                     redetections += 1
                 track_ious.append(mask_iou(step.mask, w_truth) if step.status == "found" else 0.0)
         # mug absent: same scene, the enrolled mug moved out of view; look-alikes stay
-        _remove_mug(robot, robot.mine)
+        robot.remove_object(robot.mine)
         frame_absent = frame_of(robot)
         pipe.reset()
         res_absent = pipe.process(frame_absent, force_detection=True)
@@ -375,6 +394,9 @@ def eval_main(args: argparse.Namespace) -> int:
             "scores": [round(float(s), 4) for s in scores],
             "mine_score": None if mine_score is None else round(float(mine_score), 4),
             "mine_is_top": bool(mine_is_top),
+            "mine_index": j if mine_score is not None else None,
+            "candidate_scores": [round(float(v), 4) for v in cand_scores],
+            "absent_scores": [round(float(c.score), 4) for c in res_absent.objects[0].candidates],
             "baseline_iou": round(base_iou, 4), "baseline_correct": bool(base_iou >= 0.5),
             "absent_status": res_absent.status,
             "absent_highlight": bool(res_absent.mask.any()),
@@ -410,14 +432,16 @@ def eval_main(args: argparse.Namespace) -> int:
         "tracking_mean_iou": float(np.mean(track_ious)) if track_ious else None,
         "enrolment_s": {"five_views_with_masks": _stats(enrol_times), "five_views_auto_segmentation": _stats(enrol_auto_times)},
     }
-    # Operating curve: what other accept thresholds would give on the same scenes (the
-    # threshold trades found rate against false highlights; everything else is unchanged).
+    # Operating curve: what other confident thresholds would give on the same scenes, with the
+    # floor and the distance ratio as configured (trades found rate against false highlights).
     curve = []
-    absent_best = [r["absent_best_score"] for r in rows]
     for thr in np.round(np.arange(0.95, 0.996, 0.0025), 4):
-        correct = [r["mine_is_top"] and r["mine_score"] is not None and r["mine_score"] >= thr for r in rows]
-        fh = [np.isfinite(b) and b >= thr for b in absent_best]
-        curve.append({"threshold": float(thr), "correct_instance_rate": float(np.mean(correct)),
+        t1 = min(match_cfg.accept_threshold, float(thr))
+        correct = [r["mine_index"] is not None
+                   and decide(r["candidate_scores"], t1, float(thr), match_cfg.max_distance_ratio) == r["mine_index"]
+                   for r in rows]
+        fh = [decide(r["absent_scores"], t1, float(thr), match_cfg.max_distance_ratio) is not None for r in rows]
+        curve.append({"confident_threshold": float(thr), "correct_instance_rate": float(np.mean(correct)),
                       "false_highlight_rate": float(np.mean(fh))})
     summary["ranking_accuracy"] = float(np.mean([r["mine_is_top"] for r in rows]))
     summary["operating_curve"] = curve
@@ -446,7 +470,8 @@ def eval_main(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     b = summary["baseline"]
     lat = summary["latency_s"]
-    print(f"\n{present} scenes ({args.min_mugs}-{args.max_mugs} mugs), threshold {match_cfg.accept_threshold:.4f} ({calibration.get('source')})")
+    print(f"\n{present} scenes ({args.min_mugs}-{args.max_mugs} mugs), floor {match_cfg.accept_threshold:.4f}, confident "
+          f"{match_cfg.confident_threshold:.4f}, distance ratio {match_cfg.max_distance_ratio:.2f} ({calibration.get('source')})")
     print(f"  correct instance  {summary['correct_instance_rate']:.1%}   (baseline {b['correct_instance_rate']:.1%}, chance {b['chance_rate']:.1%})")
     print(f"  mean IoU          {summary['mean_iou']:.3f}   (baseline {b['mean_iou']:.3f})")
     print(f"  false highlight   {summary['false_highlight_rate']:.1%}   (baseline {b['false_highlight_rate']:.1%})")
@@ -455,7 +480,7 @@ def eval_main(args: argparse.Namespace) -> int:
     pts = [c for c in curve if c["false_highlight_rate"] <= 0.05]
     if pts:
         best = max(pts, key=lambda c: c["correct_instance_rate"])
-        print(f"  operating point at <= 5 % false highlights: threshold {best['threshold']:.4f} -> "
+        print(f"  operating point at <= 5 % false highlights: confident threshold {best['confident_threshold']:.4f} -> "
               f"{best['correct_instance_rate']:.1%} correct, {best['false_highlight_rate']:.1%} false highlights")
     d, t = lat["detection"], lat["tracking_step"]
     if d["n"]:

@@ -13,6 +13,10 @@ Registry `EMBEDDERS`:
       direction: horizontal vs vertical stripes, dots, checks);
     * spectrum: log power of the object's grey image in radial x orientation frequency bands
       (pattern scale and direction; a GIST-like summary).
+  The colour, LBP and spectrum blocks are computed twice: over the whole object, and over its
+  lower part ("wall": the rows below `wall_top` of the object's height). Seen from above, the
+  top of a cup is its plain inside and rim, shared by look-alikes, while the pattern that
+  tells them apart is on the outer wall; the wall blocks carry most of the identity.
   Every crop is first rescaled so the object is `canonical_height` px tall, so references
   rendered close up and objects seen from 1 m compare at the same scale.
 - `dinov2` (learned): see `vla_stack.core.grounding.learned`.
@@ -105,7 +109,7 @@ def _uniform_lut() -> np.ndarray:
 
 
 _LBP_LUT = _uniform_lut()
-BLOCKS = ("colour", "lbp", "gradient", "spectrum")
+BLOCKS = ("colour", "lbp", "gradient", "spectrum", "wall_colour", "wall_lbp", "wall_spectrum")
 """Descriptor blocks of the appearance embedder, in order (see `AppearanceConfig.weights`)."""
 
 
@@ -113,9 +117,10 @@ BLOCKS = ("colour", "lbp", "gradient", "spectrum")
 class AppearanceConfig:
     """Parameters of the `appearance` embedder.
 
-    The defaults were chosen on simulated look-alike mug scenes (seeds 0-79, 4 mugs each,
-    references rendered in a studio, candidates cut out by the depth detector): LBP texture
-    carries most of the instance identity there, colour and spectrum refine it.
+    The defaults were chosen on simulated look-alike mug scenes (seeds 0-79, 2-4 mugs each,
+    references rendered in a studio, candidates cut out by the depth detector; never the
+    evaluation's test seeds): the wall blocks (texture and colour of the lower part of the
+    object) carry most of the instance identity there, whole-object LBP and spectrum refine it.
     """
 
     canonical_height: int = field(default=48, metadata={"help": "Object height after rescaling, px"})
@@ -124,9 +129,14 @@ class AppearanceConfig:
     chroma_min: int = field(default=35, metadata={"help": "Saturation (0..255) above which a pixel counts as coloured"})
     lbp_radii: tuple[int, ...] = field(default=(1, 2, 3), metadata={"help": "LBP radii, px at the canonical scale"})
     lbp_margin: float = field(default=10.0, metadata={"help": "Grey-level margin of the LBP comparisons (noise)"})
+    wall_hue_bins: int = field(default=36, metadata={"help": "Hue bins of the wall colour histogram (finer: accent hues)"})
+    wall_sat_bins: int = field(default=6, metadata={"help": "Saturation bins of the wall colour histogram"})
+    wall_top: float = field(
+        default=0.4, metadata={"help": "Wall blocks use the object rows below this fraction of its height (0..0.9)"}
+    )
     weights: tuple[float, ...] = field(
-        default=(0.25, 1.5, 0.25, 0.5),
-        metadata={"help": "Block weights: colour, lbp, gradient, spectrum"},
+        default=(0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 0.5),
+        metadata={"help": "Block weights: colour, lbp, gradient, spectrum, wall_colour, wall_lbp, wall_spectrum"},
     )
 
     def __post_init__(self) -> None:
@@ -134,8 +144,12 @@ class AppearanceConfig:
             raise ValueError(f"canonical_height must be 16..256 px, got {self.canonical_height}")
         if not (2 <= self.hue_bins <= 64 and 1 <= self.sat_bins <= 16):
             raise ValueError("hue_bins must be 2..64 and sat_bins 1..16")
+        if not (2 <= self.wall_hue_bins <= 64 and 1 <= self.wall_sat_bins <= 16):
+            raise ValueError("wall_hue_bins must be 2..64 and wall_sat_bins 1..16")
         if not self.lbp_radii or any(not 1 <= r <= 8 for r in self.lbp_radii):
             raise ValueError(f"lbp_radii must be 1..8 px, got {self.lbp_radii}")
+        if not 0.0 <= self.wall_top <= 0.9:
+            raise ValueError(f"wall_top must be 0..0.9 of the object height, got {self.wall_top}")
         if len(self.weights) != len(BLOCKS) or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
             raise ValueError(f"weights needs {len(BLOCKS)} non-negative values ({', '.join(BLOCKS)}), got {self.weights}")
         self.weights = tuple(float(w) for w in self.weights)  # type: ignore[assignment]
@@ -156,10 +170,10 @@ class AppearanceEmbedder(Embedder):
 
     @property
     def version(self) -> str:
-        """appearance-v2 plus every parameter (embeddings of other parameters are recomputed)."""
+        """appearance-v3 plus every parameter (embeddings of other parameters are recomputed)."""
         c = self.config
         return (
-            f"appearance-v2:h{c.canonical_height}:hs{c.hue_bins}x{c.sat_bins}:c{c.chroma_min}:"
+            f"appearance-v3:h{c.canonical_height}:wt{c.wall_top:g}:whs{c.wall_hue_bins}x{c.wall_sat_bins}:hs{c.hue_bins}x{c.sat_bins}:c{c.chroma_min}:"
             f"r{','.join(map(str, c.lbp_radii))}:m{c.lbp_margin:g}:w{','.join(f'{w:g}' for w in c.weights)}"
         )
 
@@ -167,7 +181,8 @@ class AppearanceEmbedder(Embedder):
     def dim(self) -> int:
         """Descriptor length."""
         c = self.config
-        return c.hue_bins * c.sat_bins + 4 + 10 * len(c.lbp_radii) + 8 + 16
+        whole = c.hue_bins * c.sat_bins + 4 + 10 * len(c.lbp_radii) + 8 + 16
+        return whole + c.wall_hue_bins * c.wall_sat_bins + 4 + 10 * len(c.lbp_radii) + 16
 
     def embed_crops(self, crops: Sequence[ObjectCrop]) -> np.ndarray:
         """(N, D) float32 unit descriptors."""
@@ -178,6 +193,43 @@ class AppearanceEmbedder(Embedder):
     def _describe(self, crop: ObjectCrop) -> np.ndarray:
         blocks = self.blocks(crop)
         return _l2(np.concatenate([w * _l2(b) for w, b in zip(self.config.weights, blocks, strict=True)]))
+
+    def _region_blocks(
+        self, rgb: np.ndarray, mask: np.ndarray, hue_bins: int, sat_bins: int
+    ) -> tuple[np.ndarray, ...]:
+        """colour (hue_bins x sat_bins + 4), lbp, gradient, spectrum blocks of the `mask` region of a rescaled crop."""
+        import cv2
+
+        cfg = self.config
+        inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if np.count_nonzero(inner) < 16:
+            inner = mask
+        n_px = float(np.count_nonzero(mask))
+        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+        hue, sat, val = hsv[..., 0][mask], hsv[..., 1][mask], hsv[..., 2][mask]
+
+        # Colour: H-S histogram of coloured pixels + 4 brightness bins of grey pixels, as shares of the region.
+        chroma = (sat >= cfg.chroma_min) & (val >= 30)
+        hs, _, _ = np.histogram2d(
+            hue[chroma].astype(np.float64), sat[chroma].astype(np.float64),
+            bins=[hue_bins, sat_bins], range=[[0, 180], [cfg.chroma_min, 256]],
+        )
+        grey_hist, _ = np.histogram(val[~chroma], bins=4, range=(0, 256))
+        colour = np.sqrt(np.concatenate([hs.ravel(), grey_hist]) / n_px)
+
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey_n = grey * (128.0 / max(float(np.median(grey[mask])), 1.0))  # lighting-level normalised
+        lbp = np.concatenate([self._lbp_hist(grey_n, inner, r) for r in cfg.lbp_radii])
+
+        gx = cv2.Sobel(grey_n, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(grey_n, cv2.CV_32F, 0, 1, ksize=3)
+        mag = np.hypot(gx, gy)[inner]
+        ang = np.mod(np.arctan2(gy, gx)[inner], np.pi)
+        grad = np.histogram(ang, bins=8, range=(0, np.pi), weights=mag)[0] / (float(np.count_nonzero(inner)) * 64.0)
+        grad = np.sqrt(grad)
+
+        spectrum = self._spectrum(grey_n, mask)
+        return colour, lbp, grad, spectrum
 
     def _normalise_scale(self, crop: ObjectCrop) -> tuple[np.ndarray, np.ndarray]:
         import cv2
@@ -198,39 +250,17 @@ class AppearanceEmbedder(Embedder):
 
     def blocks(self, crop: ObjectCrop) -> list[np.ndarray]:
         """The unweighted descriptor blocks of a crop, in the order of `BLOCKS`."""
-        import cv2
-
-        cfg = self.config
         rgb, mask = self._normalise_scale(crop)
-        inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        if np.count_nonzero(inner) < 16:
-            inner = mask
-        n_px = float(np.count_nonzero(mask))
-        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-        hue, sat, val = hsv[..., 0][mask], hsv[..., 1][mask], hsv[..., 2][mask]
-
-        # Colour: H-S histogram of coloured pixels + 4 brightness bins of grey pixels, as shares of the object.
-        chroma = (sat >= cfg.chroma_min) & (val >= 30)
-        hs, _, _ = np.histogram2d(
-            hue[chroma].astype(np.float64), sat[chroma].astype(np.float64),
-            bins=[cfg.hue_bins, cfg.sat_bins], range=[[0, 180], [cfg.chroma_min, 256]],
-        )
-        grey_hist, _ = np.histogram(val[~chroma], bins=4, range=(0, 256))
-        colour = np.sqrt(np.concatenate([hs.ravel(), grey_hist]) / n_px)
-
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        grey_n = grey * (128.0 / max(float(np.median(grey[mask])), 1.0))  # lighting-level normalised
-        lbp = np.concatenate([self._lbp_hist(grey_n, inner, r) for r in cfg.lbp_radii])
-
-        gx = cv2.Sobel(grey_n, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(grey_n, cv2.CV_32F, 0, 1, ksize=3)
-        mag = np.hypot(gx, gy)[inner]
-        ang = np.mod(np.arctan2(gy, gx)[inner], np.pi)
-        grad = np.histogram(ang, bins=8, range=(0, np.pi), weights=mag)[0] / (float(np.count_nonzero(inner)) * 64.0)
-        grad = np.sqrt(grad)
-
-        spectrum = self._spectrum(grey_n, mask)
-        return [np.asarray(b, np.float64) for b in (colour, lbp, grad, spectrum)]
+        cfg = self.config
+        colour, lbp, grad, spectrum = self._region_blocks(rgb, mask, cfg.hue_bins, cfg.sat_bins)
+        rows = np.nonzero(mask.any(axis=1))[0]
+        wall = mask.copy()
+        cut = int(rows[0] + cfg.wall_top * (rows[-1] + 1 - rows[0]))
+        wall[:cut] = False
+        if np.count_nonzero(wall) < 32:  # too little left (a sliver): use the whole object
+            wall = mask
+        w_colour, w_lbp, _, w_spectrum = self._region_blocks(rgb, wall, cfg.wall_hue_bins, cfg.wall_sat_bins)
+        return [np.asarray(b, np.float64) for b in (colour, lbp, grad, spectrum, w_colour, w_lbp, w_spectrum)]
 
     def _lbp_hist(self, grey: np.ndarray, region: np.ndarray, r: int) -> np.ndarray:
         """Uniform, rotation-invariant LBP histogram (10 bins) at radius `r` over `region`."""
