@@ -338,7 +338,7 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
     run_start = time.monotonic()
     sim_start = float(observer.snapshot()["gt"]["time"])
     wall_cap = args.timeout / max(args.real_time_factor, 0.05) * 3.0 + 60.0  # a stalled simulator still ends
-    last_frame, success_since = -1, None
+    last_frame, success_since, done_since = -1, None, None
     sim_now = sim_start
     while sim_now - sim_start < args.timeout and time.monotonic() - run_start < wall_cap:
         snap = observer.snapshot()
@@ -369,6 +369,13 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
         if state == "failed":
             res.reason = f"planner: {st['planner'].get('message', '')[:120]}"
             break
+        if state == "done" and success_since is None:
+            done_since = done_since if done_since is not None else sim_now
+            if sim_now - done_since >= 3.0:  # the planner finished, and my mug is not in the tray
+                res.reason = "the task finished without my mug in the tray"
+                break
+        else:
+            done_since = None
         dead = group.check()
         if dead:
             res.reason = f"{dead} exited mid-episode"
