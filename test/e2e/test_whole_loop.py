@@ -8,8 +8,9 @@ restarts processes; it judges from the simulator's ground truth and the joint st
 
 - a garbage instruction is reported on planner/status and nothing moves;
 - "not that one" mid-episode excludes the grounded mug: grounding stops targeting it;
-- killing the action expert mid-task, then the planner, leaves the arm holding inside its joint
-  limits; restarting each resumes the task and my mug ends upright in the tray.
+- killing the action expert during the pick, then the planner while the mug is carried, leaves the
+  arm holding inside its joint limits; restarting each resumes the task (the restarted planner
+  finds the mug already in the hand) and my mug ends upright in the tray.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import time
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.ros
+# one module-scoped stack (start-up ~1 min, planner model load) and episodes at half real time:
+# allow more than the default per-test timeout
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(1200)]
 
 SEED = 3  # a scene where the shipped expert and offline grounding work (demo episode 1)
 ARM = [f"panda_joint{i}" for i in range(1, 8)]
@@ -166,6 +169,10 @@ def test_killed_nodes_leave_the_arm_holding_and_restarts_complete_the_task(stack
     chunks = observer.snapshot()["chunks"]
     expert.start()
     assert wait(observer, lambda s: s["chunks"] > chunks + 3, 120), "the restarted expert sent no chunks"
+
+    # --- my mug in the hand, on its way to the tray: now the planner dies
+    assert wait(observer, lambda s: s["subtask"].get("skill") == "place" and s["subtask"].get("status") == "active",
+                300), (observer.snapshot()["status"].get("planner"), observer.snapshot()["subtask"])
 
     # --- kill the planner: the expert holds once the planner has been silent for max_planner_age
     planner = group.process("planner_node")
