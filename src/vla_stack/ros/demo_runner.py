@@ -80,6 +80,9 @@ class StackObserver:
 
         self.itf = itf
         self.node = rclpy_mod.create_node("vla_stack_demo", context=context)
+        from rclpy.logging import LoggingSeverity
+
+        self.node.get_logger().set_level(LoggingSeverity.WARN)  # the recorder's per-topic lines are noise here
         self.lock = threading.Lock()
         self.node.create_subscription(String, itf.GROUND_TRUTH.name, self._on_gt, itf.GROUND_TRUTH.sub_qos)
         self.node.create_subscription(itf.PROMPTED_IMAGE.msg_type, itf.PROMPTED_IMAGE.name, self._on_image,
