@@ -82,6 +82,7 @@ from vla_stack.ros.conversions import (
 )
 from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
+    bounded_float,
     config_from_parameters,
     dataclass_parameter_spec,
     declare_parameters,
@@ -283,14 +284,7 @@ class GroundingNode(Node):
         return out
 
     def _bounded(self, values: dict, name: str, lo: float, hi: float, default: float) -> float:
-        try:
-            v = float(values[name])
-            if lo <= v <= hi:
-                return v
-        except (TypeError, ValueError):
-            pass
-        self.get_logger().error(f"parameter {name}={values[name]!r} rejected (need {lo}..{hi}); using {default}")
-        return default
+        return bounded_float(values, name, lo, hi, default, self.get_logger())
 
     def _guard(self, fn, *args) -> None:
         """Run a callback; an unexpected exception is logged, never kills the node."""

@@ -101,6 +101,18 @@ def config_from_parameters(cls: type[T], values: Mapping[str, Any], logger, pref
         return cls()
 
 
+def bounded_float(values: Mapping[str, Any], name: str, lo: float, hi: float, default: float, logger) -> float:
+    """`values[name]` as a float in [lo, hi]; anything else is logged with the reason and replaced by `default`."""
+    try:
+        v = float(values[name])
+        if lo <= v <= hi:
+            return v
+    except (TypeError, ValueError):
+        pass
+    logger.error(f"parameter {name}={values[name]!r} rejected (need {lo}..{hi}); using {default}")
+    return default
+
+
 def ros_seconds(node: Node) -> float:
     """The node's clock (ROS time, or sim time with use_sim_time) in float seconds."""
     return node.get_clock().now().nanoseconds * 1e-9

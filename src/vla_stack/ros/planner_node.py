@@ -67,6 +67,7 @@ from vla_stack.ros.conversions import (
 )
 from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
+    bounded_float,
     config_from_parameters,
     dataclass_parameter_spec,
     declare_parameters,
@@ -188,14 +189,7 @@ class PlannerNode(Node):
 
     # ------------------------------------------------------------------ setup helpers
     def _bounded(self, values: dict, name: str, lo: float, hi: float, default: float) -> float:
-        try:
-            v = float(values[name])
-            if lo <= v <= hi:
-                return v
-        except (TypeError, ValueError):
-            pass
-        self.get_logger().error(f"parameter {name}={values[name]!r} rejected (need {lo}..{hi}); using {default}")
-        return default
+        return bounded_float(values, name, lo, hi, default, self.get_logger())
 
     def _make_backend(self, values: dict) -> PlannerBackend:
         log = self.get_logger()
