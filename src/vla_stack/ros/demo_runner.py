@@ -335,6 +335,8 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
     from std_msgs.msg import String
 
     res.startup_s = time.monotonic() - t0
+    safety0 = {k: int(v) for k, v in observer.snapshot()["status"].get("safety_controller", {}).items()
+               if k.startswith("count.")}  # the controller's counters run since its start
     log(f"episode {res.episode} ({mode}): seed {seed}, {args.mugs} mugs, mine = {res.mine} "
         f"(enrolled in {enrol_s:.2f} s); instruction: {INSTRUCTION!r}")
     observer.instruction_pub.publish(String(data=INSTRUCTION))
@@ -397,7 +399,8 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
         res.correct_mug = True  # the mug reached the tray: it was held even if no sample saw it
     res.chunks = snap["chunks"]
     safety = st.get("safety_controller", {})
-    res.safety_codes = {k[len("count."):]: int(v) for k, v in safety.items() if k.startswith("count.")}
+    res.safety_codes = {k[len("count."):]: int(v) - safety0.get(k, 0) for k, v in safety.items()
+                        if k.startswith("count.") and int(v) - safety0.get(k, 0) > 0}
     res.safety_interventions = sum(res.safety_codes.values())
     g = st.get("grounding", {})
     res.grounding_status = g.get("status", "")
