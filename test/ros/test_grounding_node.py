@@ -125,9 +125,8 @@ def test_grounding_node_finds_highlights_and_locates_my_mug(start_node, ros_node
     # --- an empty image: logged, survived
     bad = ros_node.publisher(itf.COLOR_IMAGE.name, Image, itf.COLOR_IMAGE.pub_qos)
     empty = Image(encoding="rgb8", height=0, width=0, step=0)
-    for _ in range(5):
-        bad.publish(empty)
-    assert node.wait_for_output("colour image rejected", timeout=20), node.text()[-3000:]
+    assert ros_node.publish_until(bad, empty, lambda: node.wait_for_output("colour image rejected", timeout=0.01),
+                                  timeout=30), node.text()[-3000:]
     n = len(targets)
     assert ros_node.wait_until(lambda: len(targets) > n + 2, timeout=30)
 
@@ -173,5 +172,6 @@ def test_grounding_node_without_depth_says_why_and_keeps_running(start_node, ros
     assert not targets and node.alive()
     # a frame with the wrong encoding is rejected with the reason
     bad = ros_node.publisher(itf.COLOR_IMAGE.name, Image, itf.COLOR_IMAGE.pub_qos)
-    bad.publish(numpy_to_image(np.zeros((4, 4), np.float32), "32FC1"))
-    assert node.wait_for_output("colour image rejected", timeout=20), node.text()[-3000:]
+    assert ros_node.publish_until(bad, numpy_to_image(np.zeros((4, 4), np.float32), "32FC1"),
+                                  lambda: node.wait_for_output("colour image rejected", timeout=0.01),
+                                  timeout=30), node.text()[-3000:]
