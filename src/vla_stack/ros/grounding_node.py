@@ -90,7 +90,6 @@ from vla_stack.ros.params import (
 )
 
 STATUS_TOPIC = itf.status("grounding")
-ENROLL_TOPIC = itf.Topic("grounding/enroll", itf.String, itf.EVENT_QOS, itf.EVENT_QOS, "run-time enrolment (JSON)")
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "cameras": (["camera"], "camera namespaces: NS/color/image_raw, NS/aligned_depth_to_color/image_raw, "
@@ -107,7 +106,7 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "tracker_args": ("{}", "JSON keyword arguments of the tracker"),
     "topics.instruction": (itf.INSTRUCTION.name, "instruction input (String)"),
     "topics.exclude": (itf.GROUNDING_EXCLUDE.name, "exclusions from the planner (String JSON)"),
-    "topics.enroll": (ENROLL_TOPIC.name, "run-time enrolment (String JSON)"),
+    "topics.enroll": (itf.GROUNDING_ENROLL.name, "run-time enrolment (String JSON)"),
     "topics.prompted_image": (itf.PROMPTED_IMAGE.name, "highlighted image output (Image rgb8)"),
     "topics.mask": (itf.GROUNDING_MASK.name, "mask output (Image mono8)"),
     "topics.target": (itf.GROUNDING_TARGET.name, "grasp point output (PoseStamped)"),
@@ -215,8 +214,8 @@ class GroundingNode(Node):
                                  lambda m: self._guard(self._on_instruction, m), itf.INSTRUCTION.sub_qos)
         self.create_subscription(itf.GROUNDING_EXCLUDE.msg_type, topic("exclude"),
                                  lambda m: self._guard(self._on_exclude, m), itf.GROUNDING_EXCLUDE.sub_qos)
-        self.create_subscription(ENROLL_TOPIC.msg_type, topic("enroll"),
-                                 lambda m: self._guard(self._on_enroll, m), ENROLL_TOPIC.sub_qos)
+        self.create_subscription(itf.GROUNDING_ENROLL.msg_type, topic("enroll"),
+                                 lambda m: self._guard(self._on_enroll, m), itf.GROUNDING_ENROLL.sub_qos)
         self.create_service(Trigger, "~/reload_memory", self._on_reload)
         self.create_service(Trigger, "~/reset", self._on_reset)
 

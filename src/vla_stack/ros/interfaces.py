@@ -155,6 +155,10 @@ GROUNDING_PLACE = _reliable(
     "instruction (tray floor centre + grasp height), base frame",
     latched=True,
 )
+GROUNDING_ENROLL = _event(
+    "grounding/enroll", String,
+    'run-time enrolment, JSON {"name", "category", "images": [paths], "aliases": [], "overwrite": false}',
+)
 GROUNDING_MARKERS = _reliable("grounding/markers", MarkerArray, "rviz2 markers of the grounded object")
 GROUNDING_EXCLUDE = _reliable(
     "grounding/exclude", String,

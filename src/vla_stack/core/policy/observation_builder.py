@@ -96,6 +96,11 @@ class ObservationConfig:
             raise ValueError(f"holding_width must be [min, max] with 0 <= min < max, got {list(self.holding_width)}")
 
 
+def fold_yaw(yaw: float) -> float:
+    """Fold a yaw into [-pi/2, pi/2): a parallel gripper is symmetric under a half turn."""
+    return (float(yaw) + np.pi / 2) % np.pi - np.pi / 2
+
+
 def yaw_from_quaternion(quaternion_xyzw: np.ndarray) -> float:
     """Rotation about z (rad) of a unit quaternion (x, y, z, w)."""
     x, y, z, w = (float(v) for v in quaternion_xyzw)
@@ -205,8 +210,7 @@ class ObservationBuilder:
         """Store the grounded grasp point (pose position) and grasp yaw (rotation of the pose about z,
         folded into [-pi/2, pi/2): a parallel gripper is symmetric under a half turn, and the expert
         was trained on folded yaws)."""
-        yaw = yaw_from_quaternion(pose.orientation)
-        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
+        yaw = fold_yaw(yaw_from_quaternion(pose.orientation))
         if pose.frame_id not in ("", self.config.base_frame):
             raise InputRejected("frame", f"grounding target rejected: frame '{pose.frame_id}' is not the base frame "
                                          f"'{self.config.base_frame}' (no tf2 lookup here)")

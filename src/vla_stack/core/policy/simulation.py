@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS, PANDA_MAX_OPENING_M
+from vla_stack.core.policy.observation_builder import fold_yaw
 from vla_stack.core.policy.types import LATENT_DIM, Observation, tactile_features
 from vla_stack.core.sim.config import SceneConfig
 from vla_stack.core.sim.robot import SimRobot
@@ -31,11 +32,6 @@ from vla_stack.core.types import ActionChunk
 
 GRASP_DEPTH_M = 0.025
 """Default depth below the rim of a top-down grasp when the ground truth gives none, m."""
-
-
-def fold_yaw(yaw: float) -> float:
-    """Fold a yaw into [-pi/2, pi/2): a parallel gripper is symmetric under a half turn."""
-    return (float(yaw) + math.pi / 2) % math.pi - math.pi / 2
 
 
 def grasp_and_place(gt: dict, mug: str) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
