@@ -7,9 +7,9 @@ from vla_stack.core.grounding.matching import (
     MatchConfig,
     calibrate_decision,
     calibrate_threshold,
+    cosine_matrix,
     decide,
     distance_ratio,
-    cosine_matrix,
     ensemble_scores,
     match,
 )

@@ -264,3 +264,87 @@ def test_generic_mode_grounds_a_cup_without_matching(memory, threshold):
     assert res.status == "found" and "generic" in res.objects[0].reason
     assert max(mask_iou(res.mask, labels == k) for k in (2, 3, 4)) > 0.8
     assert res.scores == []  # no personal matching happened
+
+
+def test_object_permanence_holds_the_detected_position_while_hidden_then_lets_go(memory, threshold):
+    """The arm covering my cup (here: the cup gone from the image) must not make the target vanish
+    or slide onto the occluder: the last detected position is reported for occlusion_hold_s."""
+    pipe = make_pipeline(memory, threshold, occlusion_hold_s=5.0)
+    pipe.set_instruction("bring my cup to the tray")
+    f0, _ = scene(TEST_LAYOUT, seed=1)
+    pipe.accept_detection(pipe.detect(f0))
+    anchor = pipe.result_from_tracking(f0, pipe.track(f0), 0.0).target.grasp_base.position
+
+    hidden, _ = scene(TEST_LAYOUT[1:], seed=3)
+    for stamp in (1.0, 4.5):
+        frame = GroundingFrame(hidden.rgb, hidden.depth, INTR, hidden.camera_pose, stamp=stamp)
+        res = pipe.result_from_tracking(frame, pipe.track(frame), 0.0)
+        obj = res.objects[0]
+        assert res.status == "found" and obj.source == "memory", (stamp, res.reason)
+        assert "last detected position" in obj.reason
+        np.testing.assert_allclose(res.target.grasp_base.position, anchor, atol=1e-9)
+        assert res.target.grasp_base.stamp == stamp  # restamped: consumers' age checks see a live report
+        assert pipe.needs_detection()  # and the node keeps trying to see it again
+
+    late = GroundingFrame(hidden.rgb, hidden.depth, INTR, hidden.camera_pose, stamp=6.5)
+    res = pipe.result_from_tracking(late, pipe.track(late), 0.0)
+    assert res.status == "not_found" and res.target is None, res.reason  # held no longer than configured
+
+
+def test_a_tracked_target_that_jumps_off_the_detection_is_not_trusted(memory, threshold):
+    pipe = make_pipeline(memory, threshold, max_track_jump_m=0.04)
+    pipe.set_instruction("bring my cup to the tray")
+    f0, _ = scene(TEST_LAYOUT, seed=1)
+    pipe.accept_detection(pipe.detect(f0))
+    anchor = pipe.track(f0)[0]
+    anchor_res = pipe.result_from_tracking(f0, [anchor], 0.0)
+    # the tracked mask now covers something 10 cm higher (an arm in front of the cup)
+    from dataclasses import replace as dc_replace
+    t = anchor_res.objects[0].target
+    later = f0.stamp + 0.5
+    up = dc_replace(t, grasp_base=dc_replace(t.grasp_base, position=t.grasp_base.position + [0.0, 0.0, 0.10], stamp=later))
+    slid = dc_replace(anchor_res.objects[0], source="tracking", target=up)
+    out = pipe._permanence(slid, GroundingFrame(f0.rgb, f0.depth, INTR, f0.camera_pose, stamp=later))
+    assert out.source == "memory" and "moved 10 cm" in out.reason, out.reason
+    np.testing.assert_allclose(out.target.grasp_base.position, t.grasp_base.position)
+    small = dc_replace(slid, target=dc_replace(t, grasp_base=dc_replace(t.grasp_base, position=t.grasp_base.position + 0.01)))
+    assert pipe._permanence(small, GroundingFrame(f0.rgb, f0.depth, INTR, f0.camera_pose, stamp=later)) is small  # a small drift is the tracker's to report
+
+
+def test_no_permanence_without_a_camera_pose_or_when_disabled(memory, threshold):
+    for kw, posed in (({"occlusion_hold_s": 0.0}, True), ({}, False)):
+        pipe = make_pipeline(memory, threshold, **kw)
+        pipe.set_instruction("bring my cup to the tray")
+        f0, _ = scene(TEST_LAYOUT, seed=1)
+        f0 = GroundingFrame(f0.rgb, f0.depth, INTR, f0.camera_pose if posed else None, stamp=0.0)
+        pipe.accept_detection(pipe.detect(f0))
+        hidden, _ = scene(TEST_LAYOUT[1:], seed=3)
+        frame = GroundingFrame(hidden.rgb, hidden.depth, INTR, f0.camera_pose, stamp=1.0)
+        res = pipe.result_from_tracking(frame, pipe.track(frame), 0.0)
+        assert res.status == "not_found", (kw, posed, res.reason)
+
+
+def test_a_covered_object_keeps_its_detected_position_and_detections_through_the_cover_are_not_trusted(memory, threshold):
+    """Something in front of my cup (the arm reaching for it): its pixels get closer to the camera.
+    Neither the tracked nor a re-detected mask (both now include the occluder) may move the target."""
+    pipe = make_pipeline(memory, threshold)
+    pipe.set_instruction("bring my cup to the tray")
+    f0, _ = scene(TEST_LAYOUT, seed=1)
+    pipe.accept_detection(pipe.detect(f0))
+    anchor = pipe.result_from_tracking(f0, pipe.track(f0), 0.0).target.grasp_base.position.copy()
+    # a grey post between the camera and my cup, as tall as the camera's line of sight to it
+    covered, _ = scene([*TEST_LAYOUT, Cylinder(0.60, 0.02, radius=0.035, height=0.16)], seed=4)
+    frame = GroundingFrame(covered.rgb, covered.depth, INTR, covered.camera_pose, stamp=f0.stamp + 1.0)
+    tracked = pipe.result_from_tracking(frame, pipe.track(frame), 0.0)
+    assert tracked.objects[0].source == "memory" and "covered" in tracked.objects[0].reason, tracked.reason
+    np.testing.assert_allclose(tracked.target.grasp_base.position, anchor)
+    pipe.accept_detection(pipe.detect(frame))  # a detection through the cover does not re-anchor
+    res = pipe.result_from_tracking(frame, pipe.track(frame), 0.0)
+    np.testing.assert_allclose(res.target.grasp_base.position, anchor)
+    # my cup pushed 6 cm aside, nothing in front: its old pixels got farther, the detection is believed
+    moved_layout = [Cylinder(0.50, 0.08, texture=MINE, yaw=2.5), *TEST_LAYOUT[1:]]
+    moved, _ = scene(moved_layout, seed=5)
+    frame = GroundingFrame(moved.rgb, moved.depth, INTR, moved.camera_pose, stamp=f0.stamp + 2.0)
+    res = pipe.process(frame, force_detection=True)
+    assert res.status == "found" and res.objects[0].source == "detection", res.reason
+    np.testing.assert_allclose(res.target.grasp_base.position[:2], [0.50, 0.08], atol=0.01)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -71,6 +71,27 @@ class GroundingConfig:
     association_min_iou: float = field(
         default=0.3, metadata={"help": "Min IoU for a tracked mask to claim a re-detected proposal"}
     )
+    occlusion_hold_s: float = field(
+        default=15.0,
+        metadata={"help": "Object permanence: when a detected object is hidden (e.g. by the arm reaching for it) or "
+                  "its tracked mask slides off it, keep reporting it at its last detected position for this long, s "
+                  "(0 = off; needs the camera pose, i.e. base-frame targets)"},
+    )
+    occluder_margin_m: float = field(
+        default=0.015,
+        metadata={"help": "An anchor pixel whose depth is this much closer than when the object was detected there is "
+                  "covered by something in front of the object (the arm), m"},
+    )
+    occluded_fraction: float = field(
+        default=0.15,
+        metadata={"help": "With at least this fraction of the object's detected pixels covered, detections and tracking "
+                  "of it are not trusted (their masks include the occluder) and its detected position is reported"},
+    )
+    max_track_jump_m: float = field(
+        default=0.04,
+        metadata={"help": "A tracked 3D target farther than this from the last detection's is not trusted (the mask "
+                  "slid onto an occluder); the detected position is reported instead, m"},
+    )
     memory_root: str = field(default="", metadata={"help": "Personal-object memory directory ('' = config/personal_objects)"})
     base_frame: str = field(default="base", metadata={"help": "frame_id of targets in the robot base frame"})
     personal: bool = field(
@@ -95,6 +116,12 @@ class GroundingConfig:
             raise ValueError(f"redetect_below_confidence must be in 0..1, got {self.redetect_below_confidence}")
         if not 0.0 < self.association_min_iou <= 1.0:
             raise ValueError(f"association_min_iou must be in (0, 1], got {self.association_min_iou}")
+        if not (self.occluder_margin_m > 0 and 0.0 < self.occluded_fraction <= 1.0):
+            raise ValueError(f"occluder_margin_m must be > 0 and occluded_fraction in (0, 1], got "
+                             f"{self.occluder_margin_m}, {self.occluded_fraction}")
+        if not (self.occlusion_hold_s >= 0 and self.max_track_jump_m > 0):
+            raise ValueError(f"occlusion_hold_s must be >= 0 and max_track_jump_m > 0, got {self.occlusion_hold_s}, "
+                             f"{self.max_track_jump_m}")
 
 
 @dataclass
@@ -247,6 +274,9 @@ class _Track:
     frames_since_detection: int = 0
     confidence: float = 0.0
     last: ObjectGrounding | None = None
+    anchor: ObjectGrounding | None = None  # last detection that found the object, with a base-frame target
+    anchor_pixels: tuple[np.ndarray, np.ndarray] | None = None  # (flat pixel indices, their depth, m) at the anchor
+    anchor_camera: np.ndarray | None = None  # T_base_camera of the anchor's frame
 
 
 def select_generic(detections: Detections) -> int | None:
@@ -343,6 +373,9 @@ class GroundingPipeline:
                     t.tracker.reset()
                     t.last = None
                     t.confidence = 0.0
+                if t.anchor is not None and t.anchor.target is not None and self._excluded_point(
+                        t.anchor.target.centroid_base, t.anchor.target.centroid_camera):
+                    t.anchor = None
 
     @property
     def exclusions(self) -> list[Exclusion]:
@@ -395,6 +428,7 @@ class GroundingPipeline:
         for t in self._tracks:
             t.tracker.reset()
             t.last = None
+            t.anchor = t.anchor_pixels = t.anchor_camera = None
             t.frames_since_detection = 0
 
     def _make_tracker(self) -> Tracker:
@@ -543,6 +577,8 @@ class GroundingPipeline:
         if outcome.detections.table_plane is not None:
             self._table_plane = outcome.detections.table_plane
         by_name = {o.name: o for o in outcome.objects}
+        if self.config.occlusion_hold_s > 0 and outcome.frame.camera_pose is not None:
+            self._estimate_targets(outcome.frame, rgb.shape[:2], outcome.objects)
         for t in self._tracks:
             og = by_name.get(t.name)
             if og is None:
@@ -552,6 +588,8 @@ class GroundingPipeline:
             if og.status == "found":
                 t.tracker.init(rgb, og.mask)
                 t.confidence = 1.0
+                if self.config.occlusion_hold_s > 0 and outcome.frame.camera_pose is not None:
+                    self._maybe_anchor(t, og, outcome.frame)  # object permanence: where it was last seen for sure
             else:
                 t.tracker.reset()
                 t.confidence = 0.0
@@ -631,19 +669,10 @@ class GroundingPipeline:
     def _finish(self, frame: GroundingFrame, rgb: np.ndarray, objects: list[ObjectGrounding], mode: str,
                 timings: dict[str, float], t0: float) -> GroundingResult:
         cfg = self.config
-        depth = self._usable_depth(frame, rgb.shape[:2])
         t1 = time.perf_counter()
-        if depth is not None and frame.intrinsics is not None:
-            up = None
-            if frame.camera_pose is None and self._table_plane is not None:
-                up = self._table_plane[:3]
-            for o in objects:
-                if o.status == "found":
-                    try:
-                        o.target = estimate_target(o.mask, depth, frame.intrinsics, frame.camera_pose, up, cfg.target,
-                                                   frame.stamp, cfg.base_frame)
-                    except ValueError as exc:
-                        log.warning("no 3D target for '%s': %s", o.name, exc)
+        self._estimate_targets(frame, rgb.shape[:2], objects)
+        if cfg.occlusion_hold_s > 0 and frame.camera_pose is not None:
+            objects = [self._permanence(o, frame) for o in objects]
         t2 = time.perf_counter()
         found = [o for o in objects if o.status == "found"]
         masks = {o.name: o.mask for o in found}
@@ -667,6 +696,117 @@ class GroundingPipeline:
         reason = "; ".join(f"{o.name}: {o.status} ({o.reason})" for o in objects)
         return GroundingResult(status, parsed.text if parsed else "", rewritten, objects, highlighted, union, mode,
                                timings, frame.stamp, reason)
+
+    def _estimate_targets(self, frame: GroundingFrame, shape: tuple[int, int], objects: list[ObjectGrounding]) -> None:
+        """Fill the 3D target of found objects that have none (needs depth and intrinsics)."""
+        depth = self._usable_depth(frame, shape)
+        if depth is None or frame.intrinsics is None:
+            return
+        up = None
+        if frame.camera_pose is None and self._table_plane is not None:
+            up = self._table_plane[:3]
+        for o in objects:
+            if o.status == "found" and o.target is None:
+                try:
+                    o.target = estimate_target(o.mask, depth, frame.intrinsics, frame.camera_pose, up, self.config.target,
+                                               frame.stamp, self.config.base_frame)
+                except ValueError as exc:
+                    log.warning("no 3D target for '%s': %s", o.name, exc)
+
+    def _occluded(self, t: _Track, frame: GroundingFrame) -> float:
+        """Fraction of the anchor's pixels now covered by something closer to the camera (0 when
+        it cannot be told: no anchor depth, no depth now, or the camera moved)."""
+        if t.anchor_pixels is None or t.anchor_camera is None or frame.camera_pose is None or frame.depth is None:
+            return 0.0
+        if not np.allclose(pose_to_matrix(frame.camera_pose), t.anchor_camera, atol=1e-3):
+            return 0.0
+        try:
+            depth = check_depth(frame.depth, frame.depth.shape[:2]).reshape(-1)
+        except (InvalidImage, AttributeError):
+            return 0.0
+        idx, d0 = t.anchor_pixels
+        if idx.size == 0 or idx.max() >= depth.size:
+            return 0.0
+        d = depth[idx]
+        valid = np.isfinite(d) & (d > 0)
+        if not valid.any():
+            return 0.0
+        return float(np.count_nonzero(d[valid] < d0[valid] - self.config.occluder_margin_m)) / float(idx.size)
+
+    def _maybe_anchor(self, t: _Track, og: ObjectGrounding, frame: GroundingFrame) -> bool:
+        """Make a found detection the track's anchor unless the current anchor is covered (the
+        detection's mask then includes the occluder). Returns True when it became the anchor."""
+        if og.target is None or og.target.grasp_base is None or frame.camera_pose is None:
+            return False
+        if t.anchor is not None and self._occluded(t, frame) >= self.config.occluded_fraction:
+            return False
+        t.anchor = og
+        t.anchor_camera = pose_to_matrix(frame.camera_pose)
+        t.anchor_pixels = None
+        if frame.depth is not None:
+            try:
+                depth = check_depth(frame.depth, og.mask.shape).reshape(-1)
+            except InvalidImage:
+                depth = None
+            if depth is not None:
+                idx = np.flatnonzero(og.mask.reshape(-1))
+                d = depth[idx]
+                keep = np.isfinite(d) & (d > 0)
+                t.anchor_pixels = (idx[keep], d[keep].astype(np.float32))
+        return True
+
+    def _permanence(self, o: ObjectGrounding, frame: GroundingFrame) -> ObjectGrounding:
+        """Object permanence for a static scene seen by a posed camera.
+
+        A detection that finds the object with a base-frame target becomes the track's anchor
+        (with the depth of its pixels). The anchor is reported instead (source "memory",
+        restamped), for up to `occlusion_hold_s` after its frame, when:
+
+        - the object is not visible (tracker lost it, detection did not find it);
+        - at least `occluded_fraction` of its pixels are covered by something closer to the
+          camera than the object was (the arm reaching for it): masks then include the
+          occluder and the 3D estimate follows the arm, not the object;
+        - a tracked target lies more than `max_track_jump_m` from the anchor (the optical-flow
+          mask slid off the object).
+
+        An object that was pushed or put down elsewhere uncovers its old pixels (they get
+        farther, not closer) and the next detection re-anchors it; one the robot carries is
+        followed by the policy through the robot's kinematics.
+        """
+        stamp = frame.stamp
+        t = next((t for t in self._tracks if t.name == o.name), None)
+        if t is None:
+            return o
+        if o.status == "found" and o.source == "detection" and self._maybe_anchor(t, o, frame):
+            return o
+        a = t.anchor
+        if a is None or a.target is None or a.target.grasp_base is None:
+            return o
+        age = stamp - a.target.grasp_base.stamp
+        if not 0.0 <= age <= self.config.occlusion_hold_s:
+            if age > self.config.occlusion_hold_s:
+                t.anchor = t.anchor_pixels = t.anchor_camera = None
+            return o
+        covered = self._occluded(t, frame)
+        if covered >= self.config.occluded_fraction and o.status != "ambiguous":
+            why = f"{covered:.0%} of it is covered by something in front of it"
+        elif o.status == "found":
+            if o.target is None or o.target.grasp_base is None:
+                return o
+            jump = float(np.linalg.norm(np.asarray(o.target.grasp_base.position) - np.asarray(a.target.grasp_base.position)))
+            if jump <= self.config.max_track_jump_m or o.source == "detection":
+                return o
+            why = f"tracked mask moved {jump * 100:.0f} cm from the last detection (slid onto an occluder?)"
+        elif o.status == "not_found":
+            why = f"not visible ({o.reason})"
+        else:
+            return o  # ambiguous: the matcher's verdict stands
+        target = replace(a.target, **{k: replace(getattr(a.target, k), stamp=stamp) for k in
+                                      ("centroid_camera", "grasp_camera", "centroid_base", "grasp_base")
+                                      if getattr(a.target, k) is not None})
+        return replace(a, target=target, source="memory", candidates=[], tracking_confidence=0.0,
+                       reason=f"{why}: reporting its last detected position ({age:.1f} s old; held up to "
+                              f"{self.config.occlusion_hold_s:.0f} s)")
 
     def _no_reference(self, rgb: np.ndarray, stamp: float, t0: float) -> GroundingResult:
         parsed = self._parsed

@@ -46,6 +46,14 @@ class TargetConfig:
         default=1.35,
         metadata={"help": "Footprint points farther than this times the median radius count as a handle"},
     )
+    handle_band: tuple[float, float] = field(
+        default=(0.15, 0.9),
+        metadata={"help": "Handle points lie between these fractions of the object's height (above its bottom)"},
+    )
+    handle_min_points: int = field(default=10, metadata={"help": "Fewest handle points to trust a handle direction"})
+    handle_min_fraction: float = field(
+        default=0.005, metadata={"help": "... and at least this fraction of the object's points"}
+    )
 
     def __post_init__(self) -> None:
         if self.min_points < 3:
@@ -192,17 +200,24 @@ def estimate_target(
     lo, hi = np.percentile(top_ab, 5, axis=0), np.percentile(top_ab, 95, axis=0)
     centre_ab = 0.5 * (lo + hi)
 
-    # Handle: footprint points much farther from the centre than the body.
+    # Handle: points much farther from the centre than the body's median radius, between
+    # the bottom and the rim (table pixels at the mask's edge sit at the bottom, rim
+    # pixels at the top). Its direction is the circular median of their bearings: a mean
+    # vector is pulled off by stray edge pixels and by the part of the handle hidden behind
+    # the body.
     rel = ab - centre_ab
     radius = np.linalg.norm(rel, axis=1)
     med_r = float(np.median(radius)) if len(radius) else 0.0
-    far = radius > cfg.handle_ratio * max(med_r, 1e-4)
+    span = max(top - bottom, 1e-6)
+    side = (h > bottom + cfg.handle_band[0] * span) & (h < bottom + cfg.handle_band[1] * span)
+    far = (radius > cfg.handle_ratio * max(med_r, 1e-4)) & side
     handle_dir = None
-    if np.count_nonzero(far) >= max(5, int(0.03 * len(radius))):
-        d = rel[far].mean(axis=0)
-        if np.linalg.norm(d) > 1e-6:
-            d_ab = d / np.linalg.norm(d)
-            handle_dir = d_ab[0] * e1 + d_ab[1] * e2
+    if np.count_nonzero(far) >= max(cfg.handle_min_points, int(cfg.handle_min_fraction * len(radius))):
+        bearing = np.arctan2(rel[far, 1], rel[far, 0])
+        mean_b = float(np.arctan2(np.sin(bearing).mean(), np.cos(bearing).mean()))
+        offset = np.angle(np.exp(1j * (bearing - mean_b)))
+        b = mean_b + float(np.median(offset))
+        handle_dir = np.cos(b) * e1 + np.sin(b) * e2
     if handle_dir is not None:
         closing = np.cross(up, handle_dir)  # across the body, perpendicular to the handle
     else:
