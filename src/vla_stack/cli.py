@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--real-time-factor", type=float, default=0.5,
                       help="simulation speed vs wall clock; every node runs on sim time, so a slower sim gives the whole "
                       "stack (5 processes) room on a small CPU (default: 0.5 for 2-core machines; 1.0 = real time)")
-    demo.add_argument("--verbose", action="store_true", help="show every node's log lines")
+    demo.add_argument("--verbose", action="store_true", help="also print every node's log lines (always written to OUT/logs/stack_MODE.log)")
     demo.set_defaults(func=_cmd_demo)
 
     from vla_stack.core.grounding import cli as grounding_cli
