@@ -7,8 +7,8 @@ thread), on observations of simulated scenes:
 
 - plain inference (sync / naive_async / temporal_ensemble requests);
 - guided inference (rtc requests: d = 4 frozen steps, s = 8) in the configuration the node runs
-  by default (`BuiltinExpertConfig.guidance_vjp_steps`, 3: a backward pass through the network
-  in the first 3 of the 10 flow steps) and, side by side, the paper's full guidance (a backward
+  by default (`BuiltinExpertConfig.guidance_vjp_steps` = 0: the guidance correction is applied
+  without a backward pass through the network) and, side by side, the paper's full guidance (a backward
   pass in every flow step, `guidance_vjp_steps = -1`), with the cost ratio. The two are timed
   interleaved call by call (and the rate tests in alternating 1 s slices), so a change of load
   on this shared machine hits both alike;

@@ -93,7 +93,11 @@ class Grounding:
 def test_expert_drives_the_simulated_arm_through_the_safety_controller(start_node, ros_node):
     sim = start_node("sim_node", param_files=[config_path("sim_node.yaml")],
                      params={"camera_rate": 0.0, "wrist_camera_rate": 0.0, "segmentation_rate": 0.0, "seed": SEED,
-                             "ground_truth_rate": 5.0})
+                             "ground_truth_rate": 5.0,
+                             # half speed: on a loaded 2-core machine the expert's inference
+                             # then stays within the delays it was trained for (what this test
+                             # checks is the wiring, not how fast this machine is)
+                             "real_time_factor": 0.5})
     safety = start_node("safety_controller_node", name="safety_controller",
                         param_files=[config_path("safety_controller.yaml")], params={"use_sim_time": True})
     g = Grounding(ros_node)
