@@ -73,9 +73,9 @@ class GroundingConfig:
     )
     occlusion_hold_s: float = field(
         default=15.0,
-        metadata={"help": "Object permanence: when a detected object is hidden (e.g. by the arm reaching for it) or "
-                  "its tracked mask slides off it, keep reporting it at its last detected position for this long, s "
-                  "(0 = off; needs the camera pose, i.e. base-frame targets)"},
+        metadata={"help": "Object permanence: while a detected object is covered by something in front of it (the arm "
+                  "reaching for it), report its last detected position, for at most this long, s (0 = off; needs "
+                  "depth and the camera pose)"},
     )
     occluder_margin_m: float = field(
         default=0.015,
@@ -86,11 +86,6 @@ class GroundingConfig:
         default=0.15,
         metadata={"help": "With at least this fraction of the object's detected pixels covered, detections and tracking "
                   "of it are not trusted (their masks include the occluder) and its detected position is reported"},
-    )
-    max_track_jump_m: float = field(
-        default=0.04,
-        metadata={"help": "A tracked 3D target farther than this from the last detection's is not trusted (the mask "
-                  "slid onto an occluder); the detected position is reported instead, m"},
     )
     memory_root: str = field(default="", metadata={"help": "Personal-object memory directory ('' = config/personal_objects)"})
     base_frame: str = field(default="base", metadata={"help": "frame_id of targets in the robot base frame"})
@@ -119,9 +114,8 @@ class GroundingConfig:
         if not (self.occluder_margin_m > 0 and 0.0 < self.occluded_fraction <= 1.0):
             raise ValueError(f"occluder_margin_m must be > 0 and occluded_fraction in (0, 1], got "
                              f"{self.occluder_margin_m}, {self.occluded_fraction}")
-        if not (self.occlusion_hold_s >= 0 and self.max_track_jump_m > 0):
-            raise ValueError(f"occlusion_hold_s must be >= 0 and max_track_jump_m > 0, got {self.occlusion_hold_s}, "
-                             f"{self.max_track_jump_m}")
+        if not self.occlusion_hold_s >= 0:
+            raise ValueError(f"occlusion_hold_s must be >= 0, got {self.occlusion_hold_s}")
 
 
 @dataclass
@@ -759,18 +753,16 @@ class GroundingPipeline:
         """Object permanence for a static scene seen by a posed camera.
 
         A detection that finds the object with a base-frame target becomes the track's anchor
-        (with the depth of its pixels). The anchor is reported instead (source "memory",
-        restamped), for up to `occlusion_hold_s` after its frame, when:
+        (with the depth of its pixels). While at least `occluded_fraction` of those pixels are
+        covered by something closer to the camera than the object was (the arm reaching for
+        it), masks of the object include the occluder: tracking slides onto it, detections
+        merge with it, and the 3D estimate follows the arm. The anchor is then reported
+        instead (source "memory", restamped) for up to `occlusion_hold_s` after its frame,
+        whatever tracking or detection say, and no detection re-anchors it.
 
-        - the object is not visible (tracker lost it, detection did not find it);
-        - at least `occluded_fraction` of its pixels are covered by something closer to the
-          camera than the object was (the arm reaching for it): masks then include the
-          occluder and the 3D estimate follows the arm, not the object;
-        - a tracked target lies more than `max_track_jump_m` from the anchor (the optical-flow
-          mask slid off the object).
-
-        An object that was pushed or put down elsewhere uncovers its old pixels (they get
-        farther, not closer) and the next detection re-anchors it; one the robot carries is
+        In plain view nothing is overridden: an object that was pushed or taken away uncovers
+        its old pixels (they get farther, not closer), tracking/detection report where it is
+        or that it is gone, and the next detection re-anchors it. One the robot carries is
         followed by the policy through the robot's kinematics.
         """
         stamp = frame.stamp
@@ -788,19 +780,11 @@ class GroundingPipeline:
                 t.anchor = t.anchor_pixels = t.anchor_camera = None
             return o
         covered = self._occluded(t, frame)
-        if covered >= self.config.occluded_fraction and o.status != "ambiguous":
-            why = f"{covered:.0%} of it is covered by something in front of it"
-        elif o.status == "found":
-            if o.target is None or o.target.grasp_base is None:
-                return o
-            jump = float(np.linalg.norm(np.asarray(o.target.grasp_base.position) - np.asarray(a.target.grasp_base.position)))
-            if jump <= self.config.max_track_jump_m or o.source == "detection":
-                return o
-            why = f"tracked mask moved {jump * 100:.0f} cm from the last detection (slid onto an occluder?)"
-        elif o.status == "not_found":
-            why = f"not visible ({o.reason})"
-        else:
-            return o  # ambiguous: the matcher's verdict stands
+        if covered < self.config.occluded_fraction or o.status == "ambiguous":
+            # in plain view: whatever tracking/detection says stands (an object that was taken
+            # away uncovers its old pixels: not found is the truth, not the old position)
+            return o
+        why = f"{covered:.0%} of it is covered by something in front of it ({o.status}: {o.reason})"
         target = replace(a.target, **{k: replace(getattr(a.target, k), stamp=stamp) for k in
                                       ("centroid_camera", "grasp_camera", "centroid_base", "grasp_base")
                                       if getattr(a.target, k) is not None})
