@@ -99,7 +99,7 @@ def test_planner_inputs_expire_and_subtask_can_set_the_place_point():
     b.update_latent(np.ones(LATENT_DIM + 4), 4.5)
     obs = b.build(5.0)
     assert obs.subtask_id == SUBTASKS.index("place") and np.allclose(obs.place_position, [0.4, -0.3, 0.07])
-    assert obs.planner_latent.shape == (LATENT_DIM,) and obs.planner_latent.all()
+    assert obs.planner_latent.shape == (LATENT_DIM + 4,) and obs.planner_latent.all()  # as published
     b.update_joint_state(joint_state(5.6))
     obs = b.build(5.6)  # latent and subtask 1.1 s old: ignored (zeros / none), place point kept (not following the
     # planner; when following it, a silent planner holds the expert: test_observation_builder.py)
@@ -126,13 +126,13 @@ def test_planner_status_other_than_active_holds():
     b = ObservationBuilder(ObservationConfig(place_position=(0.4, 0.3, 0.07)))
     b.update_joint_state(joint_state(1.0))
     b.update_target(target(1.0))
-    b.update_latent(np.ones(384), 1.0)  # a real planner's 384-d latent: not fed by default
+    b.update_latent(np.ones(384), 1.0)  # a real planner's 384-d latent, fed as published
     b.update_subtask('{"skill": "pick", "status": "paused"}', 1.0)
     with pytest.raises(InputRejected, match="'pick' is 'paused': holding"):
         b.build(1.0)
     b.update_subtask('{"skill": "go_home", "status": "active"}', 1.0)
     obs = b.build(1.0)
-    assert obs.subtask_id == SUBTASKS.index("retreat") and not obs.planner_latent.any()
+    assert obs.subtask_id == SUBTASKS.index("retreat") and obs.planner_latent.shape == (384,)
 
 
 def test_subtask_json_and_yaw_helpers():

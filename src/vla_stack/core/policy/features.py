@@ -18,6 +18,7 @@ import numpy as np
 
 from vla_stack.core.kinematics.assets import PANDA_MAX_OPENING_M
 from vla_stack.core.kinematics.robot_model import RobotModel
+from vla_stack.core.policy.latent import LatentProjection, fit_latent
 from vla_stack.core.policy.types import LATENT_DIM, SUBTASKS, TACTILE_DIM, Observation
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -89,16 +90,24 @@ class ObservationEncoder:
             encoder per thread.
     """
 
-    def __init__(self, model: RobotModel | None = None) -> None:
+    def __init__(self, model: RobotModel | None = None, latent_projection: LatentProjection | None = None) -> None:
         self.model = model or RobotModel.panda()
+        self.latent_projection = latent_projection
+
+    def latent(self, planner_latent: np.ndarray) -> np.ndarray:
+        """(LATENT_DIM,) expert input of a planner latent: projected with the checkpoint's
+        projection, else padded/truncated. Raises ValueError on a latent of the wrong length."""
+        if self.latent_projection is not None:
+            return self.latent_projection(planner_latent)
+        return fit_latent(planner_latent)
 
     def encode(self, obs: Observation) -> np.ndarray:
-        """Raw (unnormalised) features of `obs`."""
+        """Raw (unnormalised) features of `obs` (ValueError: planner latent of the wrong length)."""
         tactile = obs.tactile if obs.tactile is not None else np.zeros(TACTILE_DIM)
         return encode_arrays(
             obs.arm_positions[None], np.array([obs.gripper_width]), self.model.fk(obs.arm_positions)[None],
             obs.target_position[None], obs.grasp_position[None], np.array([obs.grasp_yaw]),
-            obs.place_position[None], obs.planner_latent[None], np.array([obs.subtask_id]),
+            obs.place_position[None], self.latent(obs.planner_latent)[None], np.array([obs.subtask_id]),
             tactile[None], np.array([1.0 if obs.tactile is not None else 0.0]),
         )[0]
 

@@ -54,7 +54,7 @@ class ObservationConfig:
     max_state_age: float = field(default=0.2, metadata={"help": "joint_states older than this (s) -> no new chunk"})
     max_target_age: float = field(default=2.0, metadata={"help": "grounding target older than this (s) -> no new chunk; 0 = no limit"})
     max_planner_age: float = field(default=5.0, metadata={"help": "planner latent/subtask older than this (s) are ignored (zeros); 0 = no limit"})
-    use_planner_latent: bool = field(default=False, metadata={"help": "feed planner/latent to the expert (only for checkpoints trained with that planner's latents; the shipped one was not)"})
+    use_planner_latent: bool = field(default=True, metadata={"help": "feed planner/latent to the expert (the shipped checkpoint was trained on the offline planner's latents; false = act on the subtask alone)"})
     follow_planner_status: bool = field(default=True, metadata={"help": "hold (no new chunks) while the planner's subtask status is not 'active'"})
     max_tactile_age: float = field(default=0.5, metadata={"help": "wrench/tactile older than this (s) are left out"})
     base_frame: str = field(default=PANDA_BASE_FRAME, metadata={"help": "frame targets must be expressed in ('' frame_id accepted as this)"})
@@ -259,11 +259,13 @@ class ObservationBuilder:
             self.place, self.place_source = pose.position.copy(), "grounding"
 
     def update_latent(self, latent: np.ndarray, now: float) -> None:
-        """Store the planner latent received at `now` (longer than LATENT_DIM: truncated)."""
+        """Store the planner latent received at `now` (as published; the policy maps it to its inputs)."""
         arr = np.asarray(latent, dtype=np.float64).reshape(-1)
         if arr.size == 0 or not np.all(np.isfinite(arr)):
             raise InputRejected("nan", "planner latent rejected: empty or NaN/inf; using none")
-        self.latent = (arr[:LATENT_DIM], now)
+        if arr.size > 65536:
+            raise InputRejected("malformed", f"planner latent rejected: {arr.size} values is not a latent; using none")
+        self.latent = (arr, now)
 
     def update_wrench(self, wrench: Wrench, now: float) -> None:
         """Store the wrist wrench received at `now`."""

@@ -238,6 +238,7 @@ class RealTimeChunker:
             "inference_running": self._busy(),
             **self.counters,
             "guidance_skipped": int(getattr(self.policy, "guidance_skipped", 0)),
+            "latent_rejected": int(getattr(self.policy, "latent_rejected", 0)),
             "last_error": self.last_error,
         }
 

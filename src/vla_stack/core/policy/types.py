@@ -41,8 +41,8 @@ PLANNER_SKILL_SUBTASK: dict[str, str] = {"pick": "pick", "place": "place", "go_h
 """Planner skill (vla_stack.core.planning.skills) -> expert subtask; others -> "none"."""
 
 LATENT_DIM = 16
-"""Length of the planner latent the built-in expert conditions on (shorter latents are
-zero-padded, longer ones truncated; all zeros = no planner)."""
+"""Number of planner-latent inputs of the built-in expert (the planner's latent is projected to
+this many by the checkpoint's `LatentProjection`; all zeros = no planner)."""
 
 TACTILE_DIM = 10
 """Length of the tactile/wrench feature vector (`tactile_features`)."""
@@ -118,7 +118,9 @@ class Observation:
         grasp_position: (3,) where the TCP should close on the object, m.
         grasp_yaw: rotation of the grasp about base z, rad (fingers close across it).
         place_position: (3,) where the object's grasp point should end up, m.
-        planner_latent: (LATENT_DIM,) latent from the slow planner; zeros when none.
+        planner_latent: the slow planner's latent as published (any length, e.g. 384 for the
+            offline planner); all zeros when none. The built-in expert maps it to its
+            LATENT_DIM inputs with its checkpoint's `LatentProjection` (`latent.py`).
         subtask_id: index into `SUBTASKS` of the planner's current subtask; 0 when none.
         tactile: (TACTILE_DIM,) wrench/tactile features (`tactile_features`), or None when
             the robot has no such sensors.
@@ -146,11 +148,9 @@ class Observation:
         for name in ("target_position", "grasp_position", "place_position"):
             object.__setattr__(self, name, _vector(name, getattr(self, name), 3))
         latent = np.asarray(self.planner_latent, dtype=np.float64).reshape(-1)
-        if latent.size != LATENT_DIM:  # pad / truncate: planners may use another size
-            padded = np.zeros(LATENT_DIM)
-            padded[: min(LATENT_DIM, latent.size)] = latent[:LATENT_DIM]
-            latent = padded
-        object.__setattr__(self, "planner_latent", _vector("planner_latent", latent, LATENT_DIM))
+        if latent.size == 0:
+            latent = np.zeros(LATENT_DIM)
+        object.__setattr__(self, "planner_latent", _vector("planner_latent", latent, latent.size))
         width = float(self.gripper_width)
         if not np.isfinite(width) or not -0.01 <= width <= PANDA_MAX_OPENING_M + 0.01:
             raise ValueError(f"gripper_width must be finite and within 0..{PANDA_MAX_OPENING_M} m, got {width}")

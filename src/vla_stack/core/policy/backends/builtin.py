@@ -8,7 +8,7 @@ network (`BuiltinExpertConfig.guidance_vjp_steps`, see `rtc.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,7 +16,14 @@ from vla_stack.core.policy.backends import POLICIES
 from vla_stack.core.policy.checkpoint import load_checkpoint
 from vla_stack.core.policy.features import ObservationEncoder
 from vla_stack.core.policy.runtime import NumpyActionExpert
-from vla_stack.core.policy.types import Guidance, Observation, PolicyError, PolicyMetadata, actions_to_chunk
+from vla_stack.core.policy.types import (
+    LATENT_DIM,
+    Guidance,
+    Observation,
+    PolicyError,
+    PolicyMetadata,
+    actions_to_chunk,
+)
 from vla_stack.core.types import ActionChunk
 
 
@@ -73,13 +80,15 @@ class BuiltinExpertPolicy:
         ckpt = load_checkpoint(self.config.checkpoint or None)
         self.checkpoint = ckpt
         self.runtime = NumpyActionExpert(ckpt.config, ckpt.weights, vjp_steps=self.config.guidance_vjp_steps)
-        self.encoder = ObservationEncoder()
+        self.encoder = ObservationEncoder(latent_projection=ckpt.latent_projection)
         self.flow_steps = self.config.flow_steps or ckpt.config.flow_steps
         self.metadata = PolicyMetadata(name="builtin", horizon=ckpt.config.horizon,
                                        control_period=ckpt.config.control_period, supports_guidance=True)
         self.latent_table = ckpt.latent_table
         self.guidance_skipped = 0
         self.last_guidance_skipped = ""
+        self.latent_rejected = 0
+        self.last_latent_rejected = ""
         self.reset()
 
     def reset(self) -> None:
@@ -95,7 +104,14 @@ class BuiltinExpertPolicy:
         """
         if not isinstance(observation, Observation):
             raise PolicyError("bad_observation", f"expected an Observation, got {type(observation).__name__}")
-        feats = self.checkpoint.features(self.encoder.encode(observation))
+        try:
+            raw = self.encoder.encode(observation)
+        except ValueError as exc:  # a planner latent this checkpoint cannot read: act without it
+            self.latent_rejected += 1
+            self.last_latent_rejected = f"planner latent ignored: {exc}"
+            observation = replace(observation, planner_latent=np.zeros(LATENT_DIM), subtask_id=observation.subtask_id)
+            raw = self.encoder.encode(observation)
+        feats = self.checkpoint.features(raw)
         prefix = weights = None
         max_w = 5.0
         self.last_guidance_skipped = ""
