@@ -309,6 +309,10 @@ class ActionExpertNode(Node):
         level = "OK"
         if stats["last_error"] or self.waiting_reason.startswith(("joint_states are", "grounding target is")):
             level = "WARN"
+        latent_problem = str(getattr(self.chunker.policy, "last_latent_rejected", ""))
+        if latent_problem:  # e.g. another planner model's latent: the expert acts on the subtask alone
+            stats["latent_problem"] = latent_problem
+            self.get_logger().warning(latent_problem, throttle_duration_sec=10.0)
         message = self.waiting_reason or (
             f"running: {stats['strategy']}, latency {stats['inference_latency_ms']} ms, delay {stats['measured_delay_steps']} steps"
         )

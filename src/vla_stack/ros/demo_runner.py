@@ -453,14 +453,14 @@ def reset_episode(observer: StackObserver, seed: int, mugs: int, memory: Path, o
     observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 10.0)
     # the scene reset moves the arm in one step: a safety controller that saw that jump only
     # after its reset reports a tracking-error FAULT. Check its status and reset it again.
-    for _ in range(3):
+    for _ in range(5):
         if not observer_wait(observer, lambda s: "safety_controller" in s["status"], 5.0):
             break
         message = str(observer.snapshot()["status"]["safety_controller"].get("message", ""))
         if "FAULT" not in message:
             break
         observer.call_reset("safety")
-        time.sleep(0.5)
+        time.sleep(1.0)
         observer.reset()
     return mine, enrol_s
 
