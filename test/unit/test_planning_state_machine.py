@@ -159,7 +159,8 @@ def test_drop_during_place_triggers_a_replan(backend):
 
 def test_timeout_fails_a_stuck_subtask():
     clock = FakeClock()
-    planner = TaskPlanner(_Fixed([("go_home", {})]), TaskPlannerConfig(max_replans=0), MonitorConfig(subtask_timeout=5.0), clock=clock)
+    planner = TaskPlanner(_Fixed([("go_home", {})]), TaskPlannerConfig(max_replans=0, grounding_wait=3.0),
+                          MonitorConfig(subtask_timeout=5.0), clock=clock)
     planner.on_instruction("go home")
     clock.advance(4.0)
     planner.step()
@@ -197,7 +198,7 @@ def test_pick_waits_for_grounding_and_fails_when_it_never_finds_the_object(backe
 # ------------------------------------------------------------------------------------ garbage
 @pytest.mark.parametrize("text", ["asdf qwer", "", "\x00\xff\x01", "x" * 1000, None, "what is the weather today"])
 def test_garbage_instruction_is_reported_and_nothing_is_planned(backend, text):
-    planner, clock = make(backend)
+    planner, clock = make(backend, grounding_wait=3.0)
     planner.on_instruction(text)
     for _ in range(5):  # no grounding answers: after the wait the language model decides
         clock.advance(1.0)

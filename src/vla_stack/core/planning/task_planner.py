@@ -70,7 +70,8 @@ class TaskPlannerConfig:
         metadata={"help": "wait for grounding's rewritten instruction and target (false: plan the raw instruction at once)"},
     )
     grounding_wait: float = field(
-        default=3.0, metadata={"help": "longest wait for grounding's rewritten instruction before planning the raw one, s"}
+        default=10.0, metadata={"help": "longest wait for grounding's rewritten instruction before planning the raw one, s "
+                                "(the first detection after start-up takes seconds on a busy machine)"}
     )
     max_grasp_retries: int = field(default=2, metadata={"help": "retries of a missed grasp before the task fails"})
     max_replans: int = field(default=2, metadata={"help": "replans after other failed subtasks before the task fails"})
