@@ -462,6 +462,8 @@ def reset_episode(observer: StackObserver, seed: int, mugs: int, memory: Path, o
         observer.call_reset("safety")
         time.sleep(1.0)
         observer.reset()
+    if not observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 10.0):
+        raise RuntimeError("no ground truth from the simulator after the resets")
     return mine, enrol_s
 
 
