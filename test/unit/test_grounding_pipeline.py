@@ -354,12 +354,12 @@ def test_a_tracked_target_sliding_off_a_partly_covered_object_is_not_trusted(mem
     anchor = pipe.result_from_tracking(f0, pipe.track(f0), 0.0).objects[0]
     sliver, _ = scene([*TEST_LAYOUT, Cylinder(0.60, 0.045, radius=0.008, height=0.16)], seed=3)
     frame = GroundingFrame(sliver.rgb, sliver.depth, INTR, sliver.camera_pose, stamp=f0.stamp + 0.5)
-    covered = pipe._occluded(pipe._tracks[0], frame)
+    covered = pipe._occluded(pipe._tracks[0].anchor, frame, frame.depth)
     assert 0.0 < covered < pipe.config.occluded_fraction, covered
     t = anchor.target
     for dz, trusted in ((0.10, False), (0.01, True)):
         moved = dc_replace(t, grasp_base=dc_replace(t.grasp_base, position=t.grasp_base.position + [0.0, 0.0, dz]))
-        out = pipe._permanence(dc_replace(anchor, source="tracking", target=moved), frame)
+        out = pipe._permanence(dc_replace(anchor, source="tracking", target=moved), frame, frame.depth)
         if trusted:
             assert out.source == "tracking", out.reason
         else:
@@ -368,5 +368,5 @@ def test_a_tracked_target_sliding_off_a_partly_covered_object_is_not_trusted(mem
     # in plain view the same jump stands (an object really pushed by the robot)
     out = pipe._permanence(dc_replace(anchor, source="tracking", target=dc_replace(
         t, grasp_base=dc_replace(t.grasp_base, position=t.grasp_base.position + [0.0, 0.0, 0.10]))),
-        GroundingFrame(f0.rgb, f0.depth, INTR, f0.camera_pose, stamp=f0.stamp + 0.5))
+        GroundingFrame(f0.rgb, f0.depth, INTR, f0.camera_pose, stamp=f0.stamp + 0.5), f0.depth)
     assert out.source == "tracking"

@@ -268,6 +268,16 @@ class GroundingResult:
 
 
 @dataclass
+class _Anchor:
+    """Where a track's object was last detected for sure (object permanence)."""
+
+    grounding: ObjectGrounding  # the detection, with a base-frame target
+    camera: np.ndarray  # T_base_camera of its frame
+    pixels: np.ndarray | None  # flat indices of its mask pixels with valid depth (None: no depth)
+    depth: np.ndarray | None  # their depth then, m
+
+
+@dataclass
 class _Track:
     name: str
     category: str
@@ -276,9 +286,7 @@ class _Track:
     frames_since_detection: int = 0
     confidence: float = 0.0
     last: ObjectGrounding | None = None
-    anchor: ObjectGrounding | None = None  # last detection that found the object, with a base-frame target
-    anchor_pixels: tuple[np.ndarray, np.ndarray] | None = None  # (flat pixel indices, their depth, m) at the anchor
-    anchor_camera: np.ndarray | None = None  # T_base_camera of the anchor's frame
+    anchor: _Anchor | None = None
 
 
 def select_generic(detections: Detections) -> int | None:
@@ -375,8 +383,8 @@ class GroundingPipeline:
                     t.tracker.reset()
                     t.last = None
                     t.confidence = 0.0
-                if t.anchor is not None and t.anchor.target is not None and self._excluded_point(
-                        t.anchor.target.centroid_base, t.anchor.target.centroid_camera):
+                target = t.anchor.grounding.target if t.anchor is not None else None
+                if target is not None and self._excluded_point(target.centroid_base, target.centroid_camera):
                     t.anchor = None
 
     @property
@@ -430,7 +438,7 @@ class GroundingPipeline:
         for t in self._tracks:
             t.tracker.reset()
             t.last = None
-            t.anchor = t.anchor_pixels = t.anchor_camera = None
+            t.anchor = None
             t.frames_since_detection = 0
 
     def _make_tracker(self) -> Tracker:
@@ -579,8 +587,10 @@ class GroundingPipeline:
         if outcome.detections.table_plane is not None:
             self._table_plane = outcome.detections.table_plane
         by_name = {o.name: o for o in outcome.objects}
-        if self.config.occlusion_hold_s > 0 and outcome.frame.camera_pose is not None:
-            self._estimate_targets(outcome.frame, rgb.shape[:2], outcome.objects)
+        permanence = self.config.occlusion_hold_s > 0 and outcome.frame.camera_pose is not None
+        depth = self._usable_depth(outcome.frame, rgb.shape[:2]) if permanence else None
+        if permanence:
+            self._estimate_targets(outcome.frame, depth, outcome.objects)
         for t in self._tracks:
             og = by_name.get(t.name)
             if og is None:
@@ -590,8 +600,8 @@ class GroundingPipeline:
             if og.status == "found":
                 t.tracker.init(rgb, og.mask)
                 t.confidence = 1.0
-                if self.config.occlusion_hold_s > 0 and outcome.frame.camera_pose is not None:
-                    self._maybe_anchor(t, og, outcome.frame)  # object permanence: where it was last seen for sure
+                if permanence:
+                    self._maybe_anchor(t, og, outcome.frame, depth)  # object permanence: where it was last seen for sure
             else:
                 t.tracker.reset()
                 t.confidence = 0.0
@@ -672,9 +682,10 @@ class GroundingPipeline:
                 timings: dict[str, float], t0: float) -> GroundingResult:
         cfg = self.config
         t1 = time.perf_counter()
-        self._estimate_targets(frame, rgb.shape[:2], objects)
+        depth = self._usable_depth(frame, rgb.shape[:2])
+        self._estimate_targets(frame, depth, objects)
         if cfg.occlusion_hold_s > 0 and frame.camera_pose is not None:
-            objects = [self._permanence(o, frame) for o in objects]
+            objects = [self._permanence(o, frame, depth) for o in objects]
         t2 = time.perf_counter()
         found = [o for o in objects if o.status == "found"]
         masks = {o.name: o.mask for o in found}
@@ -699,9 +710,8 @@ class GroundingPipeline:
         return GroundingResult(status, parsed.text if parsed else "", rewritten, objects, highlighted, union, mode,
                                timings, frame.stamp, reason)
 
-    def _estimate_targets(self, frame: GroundingFrame, shape: tuple[int, int], objects: list[ObjectGrounding]) -> None:
-        """Fill the 3D target of found objects that have none (needs depth and intrinsics)."""
-        depth = self._usable_depth(frame, shape)
+    def _estimate_targets(self, frame: GroundingFrame, depth: np.ndarray | None, objects: list[ObjectGrounding]) -> None:
+        """Fill the 3D target of found objects that have none (needs depth, from `_usable_depth`, and intrinsics)."""
         if depth is None or frame.intrinsics is None:
             return
         up = None
@@ -715,49 +725,35 @@ class GroundingPipeline:
                 except ValueError as exc:
                     log.warning("no 3D target for '%s': %s", o.name, exc)
 
-    def _occluded(self, t: _Track, frame: GroundingFrame) -> float:
+    def _occluded(self, anchor: _Anchor, frame: GroundingFrame, depth: np.ndarray | None) -> float:
         """Fraction of the anchor's pixels now covered by something closer to the camera (0 when
-        it cannot be told: no anchor depth, no depth now, or the camera moved)."""
-        if t.anchor_pixels is None or t.anchor_camera is None or frame.camera_pose is None or frame.depth is None:
+        it cannot be told: no depth then or now, or the camera moved)."""
+        if anchor.pixels is None or anchor.pixels.size == 0 or depth is None or frame.camera_pose is None:
             return 0.0
-        if not np.allclose(pose_to_matrix(frame.camera_pose), t.anchor_camera, atol=1e-3):
+        if not np.allclose(pose_to_matrix(frame.camera_pose), anchor.camera, atol=1e-3):
             return 0.0
-        try:
-            depth = check_depth(frame.depth, frame.depth.shape[:2]).reshape(-1)
-        except (InvalidImage, AttributeError):
-            return 0.0
-        idx, d0 = t.anchor_pixels
-        if idx.size == 0 or idx.max() >= depth.size:
-            return 0.0
-        d = depth[idx]
+        d = depth.reshape(-1)[anchor.pixels]
         valid = np.isfinite(d) & (d > 0)
-        if not valid.any():
-            return 0.0
-        return float(np.count_nonzero(d[valid] < d0[valid] - self.config.occluder_margin_m)) / float(idx.size)
+        closer = np.count_nonzero(d[valid] < anchor.depth[valid] - self.config.occluder_margin_m)
+        return float(closer) / float(anchor.pixels.size)
 
-    def _maybe_anchor(self, t: _Track, og: ObjectGrounding, frame: GroundingFrame) -> bool:
+    def _maybe_anchor(self, t: _Track, og: ObjectGrounding, frame: GroundingFrame, depth: np.ndarray | None) -> bool:
         """Make a found detection the track's anchor unless the current anchor is covered (the
         detection's mask then includes the occluder). Returns True when it became the anchor."""
         if og.target is None or og.target.grasp_base is None or frame.camera_pose is None:
             return False
-        if t.anchor is not None and self._occluded(t, frame) >= self.config.occluded_fraction:
+        if t.anchor is not None and self._occluded(t.anchor, frame, depth) >= self.config.occluded_fraction:
             return False
-        t.anchor = og
-        t.anchor_camera = pose_to_matrix(frame.camera_pose)
-        t.anchor_pixels = None
-        if frame.depth is not None:
-            try:
-                depth = check_depth(frame.depth, og.mask.shape).reshape(-1)
-            except InvalidImage:
-                depth = None
-            if depth is not None:
-                idx = np.flatnonzero(og.mask.reshape(-1))
-                d = depth[idx]
-                keep = np.isfinite(d) & (d > 0)
-                t.anchor_pixels = (idx[keep], d[keep].astype(np.float32))
+        pixels = values = None
+        if depth is not None and depth.shape == og.mask.shape:
+            idx = np.flatnonzero(og.mask.reshape(-1))
+            d = depth.reshape(-1)[idx]
+            keep = np.isfinite(d) & (d > 0)
+            pixels, values = idx[keep], d[keep].astype(np.float32)
+        t.anchor = _Anchor(og, pose_to_matrix(frame.camera_pose), pixels, values)
         return True
 
-    def _permanence(self, o: ObjectGrounding, frame: GroundingFrame) -> ObjectGrounding:
+    def _permanence(self, o: ObjectGrounding, frame: GroundingFrame, depth: np.ndarray | None) -> ObjectGrounding:
         """Object permanence for a static scene seen by a posed camera.
 
         A detection that finds the object with a base-frame target becomes the track's anchor
@@ -778,27 +774,26 @@ class GroundingPipeline:
         """
         stamp = frame.stamp
         t = next((t for t in self._tracks if t.name == o.name), None)
-        if t is None:
+        if t is None or o.status == "ambiguous":
+            return o  # ambiguous: the matcher's verdict stands
+        if o.status == "found" and o.source == "detection" and self._maybe_anchor(t, o, frame, depth):
             return o
-        if o.status == "found" and o.source == "detection" and self._maybe_anchor(t, o, frame):
+        if t.anchor is None:
             return o
-        a = t.anchor
-        if a is None or a.target is None or a.target.grasp_base is None:
-            return o
+        a = t.anchor.grounding
         age = stamp - a.target.grasp_base.stamp
-        if not 0.0 <= age <= self.config.occlusion_hold_s:
-            if age > self.config.occlusion_hold_s:
-                t.anchor = t.anchor_pixels = t.anchor_camera = None
+        if age > self.config.occlusion_hold_s:
+            t.anchor = None
             return o
-        covered = self._occluded(t, frame)
-        if o.status == "ambiguous":
-            return o
+        if age < 0.0:
+            return o  # a frame older than the anchor's
+        covered = self._occluded(t.anchor, frame, depth)
+        jump = 0.0
+        if o.status == "found" and o.source == "tracking" and o.target is not None and o.target.grasp_base is not None:
+            jump = float(np.linalg.norm(np.asarray(o.target.grasp_base.position) - np.asarray(a.target.grasp_base.position)))
         if covered >= self.config.occluded_fraction:
             why = f"{covered:.0%} of it is covered by something in front of it ({o.status}: {o.reason})"
-        elif (covered > 0.0 and o.status == "found" and o.source == "tracking" and o.target is not None
-              and o.target.grasp_base is not None
-              and (jump := float(np.linalg.norm(np.asarray(o.target.grasp_base.position)
-                                                - np.asarray(a.target.grasp_base.position)))) > self.config.max_track_jump_m):
+        elif covered > 0.0 and jump > self.config.max_track_jump_m:
             why = (f"the tracked mask moved {jump * 100:.0f} cm off the detection while {covered:.0%} of the object is "
                    "covered (it slides onto the occluder)")
         else:
