@@ -101,7 +101,7 @@ def test_launch_files_start_exactly_the_profile_nodes(monkeypatch, launch_file):
     nodes = [a for a in actions if isinstance(a, node_cls)]
     profile = load_profile(launch_file.name.removesuffix(".launch.py"))
     assert [n.kwargs["name"] for n in nodes] == [s.name for s in profile.nodes]
-    for node, s in zip(nodes, profile.nodes):
+    for node, s in zip(nodes, profile.nodes, strict=True):
         assert node.kwargs["executable"] == s.executable and node.kwargs["package"] == "vla_stack"
         files = [p for p in node.kwargs["parameters"] if isinstance(p, str)]
         assert files == [str(p) for p in s.parameters]

@@ -84,3 +84,86 @@ def test_silent_planner_holds_the_expert_until_it_speaks_again():
         b.build(16.0)
     b.update_subtask(sub, 16.0)
     assert b.build(16.0) is not None
+
+
+def test_a_released_object_is_where_the_hand_left_it_until_grounding_sees_it_again():
+    def hand(q):  # a hand model whose height is the first joint (enough to tell poses apart)
+        return np.array([0.45, 0.35, q[0]])
+
+    def state(width, z, stamp):
+        js = _state(width, stamp)
+        js.positions[0] = z
+        return js
+
+    b = ObservationBuilder(ObservationConfig(place_position=(0.45, 0.35, 0.07)), hand_position=hand)
+    b.update_target(Pose(np.array([0.5, 0.0, 0.065]), stamp=1.0, frame_id="panda_link0"))
+    b.update_joint_state(state(0.058, 0.20, stamp=10.0))  # carried to the tray
+    np.testing.assert_allclose(b.build(10.0).grasp_position, [0.45, 0.35, 0.20])
+    b.update_joint_state(state(0.058, 0.13, stamp=11.0))  # lowered (no inference in between)
+    b.update_joint_state(state(0.08, 0.13, stamp=11.5))  # let go
+    b.update_joint_state(state(0.08, 0.25, stamp=12.0))  # moving clear
+    obs = b.build(12.0)  # grounding's 11 s old target is older than the release: the mug is in the tray
+    np.testing.assert_allclose(obs.grasp_position, [0.45, 0.35, 0.13])  # where the hand let go
+    np.testing.assert_allclose(obs.target_position, [0.45, 0.35, 0.11])
+    b.update_target(Pose(np.array([0.46, 0.34, 0.066]), stamp=12.5, frame_id="panda_link0"))  # seen again
+    b.update_joint_state(state(0.08, 0.25, stamp=12.5))
+    np.testing.assert_allclose(b.build(12.5).grasp_position, [0.46, 0.34, 0.066])
+    b.reset()
+    assert b.released is None
+
+
+def test_after_a_release_the_planners_place_is_the_experts_retreat():
+    from vla_stack.core.policy.types import SUBTASKS
+
+    b = ObservationBuilder(ObservationConfig(place_position=(0.45, 0.35, 0.07)), hand_position=lambda q: np.zeros(3))
+    b.update_target(Pose(np.array([0.5, 0.0, 0.065]), stamp=10.0, frame_id="panda_link0"))
+    b.update_subtask(json.dumps({"skill": "place", "arguments": {}, "index": 1, "status": "active"}), 10.0)
+    b.update_latent(np.ones(384), 10.0)
+    b.update_joint_state(_state(0.058, stamp=10.0))
+    obs = b.build(10.0)
+    assert SUBTASKS[obs.subtask_id] == "place" and np.all(obs.planner_latent == 1.0)
+    b.update_joint_state(_state(0.08, stamp=10.5))  # let go: the expert's "retreat", its latent left out
+    obs = b.build(10.5)
+    assert SUBTASKS[obs.subtask_id] == "retreat" and not np.any(obs.planner_latent)
+
+
+def test_an_object_that_slipped_out_is_not_assumed_at_the_hand():
+    hand = np.array([0.3, 0.2, 0.25])
+    b = ObservationBuilder(ObservationConfig(place_position=(0.4, 0.3, 0.07)), hand_position=lambda q: hand)
+    b.update_target(Pose(np.array([0.5, 0.0, 0.065]), stamp=1.0, frame_id="panda_link0"))
+    b.update_joint_state(_state(0.058, stamp=10.0))
+    b.build(10.0)
+    b.update_joint_state(_state(0.004, stamp=10.5))  # fingers closed on nothing: it fell somewhere
+    with pytest.raises(InputRejected, match="old"):
+        b.build(10.5)
+
+
+def test_the_held_object_turns_and_moves_with_the_hand_from_where_grounding_saw_it():
+    def hand(q):  # hand frame: yaw q[0] about z, at (q[1], 0, 0.2)
+        c, s_ = np.cos(q[0]), np.sin(q[0])
+        T = np.eye(4)
+        T[:2, :2] = [[c, -s_], [s_, c]]
+        T[:3, 3] = [q[1], 0.0, 0.2]
+        return T
+
+    def state(width, yaw, x, stamp):
+        js = _state(width, stamp)
+        js.positions[0], js.positions[1] = yaw, x
+        return js
+
+    b = ObservationBuilder(ObservationConfig(place_position=(0.45, 0.35, 0.07)), hand_position=hand)
+    # grounding: grasp point 2 cm below and 1 cm beside the hand, yaw 0.3 (the hand is at yaw 0.1)
+    b.update_target(Pose(np.array([0.51, 0.0, 0.18]), np.array([0, 0, np.sin(0.15), np.cos(0.15)]), 10.0, "panda_link0"))
+    b.update_joint_state(state(0.08, 0.1, 0.5, 10.0))
+    b.update_joint_state(state(0.058, 0.1, 0.5, 10.2))  # closes on it: the grasp is fixed in the hand
+    b.update_joint_state(state(0.058, 0.6, 0.3, 11.0))  # carried: turned by 0.5 rad, moved 20 cm
+    obs = b.build(11.0)
+    c, s_ = np.cos(0.5), np.sin(0.5)
+    expected = np.array([0.3, 0.0, 0.2]) + np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]]) @ np.array([0.01, 0.0, -0.02])
+    np.testing.assert_allclose(obs.grasp_position, expected, atol=1e-9)
+    assert abs(obs.grasp_yaw - 0.8) < 1e-9
+    b.update_joint_state(state(0.08, 0.6, 0.3, 11.5))  # let go, then the hand moves away
+    b.update_joint_state(state(0.08, 0.0, 0.6, 12.0))
+    obs = b.build(12.0)
+    np.testing.assert_allclose(obs.grasp_position, expected, atol=1e-9)
+    assert abs(obs.grasp_yaw - 0.8) < 1e-9

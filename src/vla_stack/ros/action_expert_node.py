@@ -173,7 +173,7 @@ class ActionExpertNode(Node):
             log.warning(f"backend {meta.name} cannot take real-time chunking guidance: 'rtc' runs as naive_async")
 
     def _hand_model(self, log):
-        """q (7,) -> TCP position in the base frame, for the in-hand target (Panda only; else disabled)."""
+        """q (7,) -> TCP pose (4x4) in the base frame, for the in-hand target (Panda only; else disabled)."""
         if not self.inputs_config.hand_target_when_holding:
             return None
         if tuple(self.inputs_config.arm_joints) != PANDA_ARM_JOINTS:
@@ -182,7 +182,7 @@ class ActionExpertNode(Node):
         from vla_stack.core.kinematics.robot_model import RobotModel
 
         model = RobotModel.panda()
-        return lambda q: model.fk(q)[:3, 3]
+        return model.fk  # q -> 4x4 TCP pose
 
     # ---- inputs ------------------------------------------------------------------------------------
     def _reject(self, what: str, exc: Exception) -> None:

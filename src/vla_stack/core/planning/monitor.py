@@ -70,6 +70,12 @@ class MonitorConfig:
         default=0.05, metadata={"help": "a grounding target this close to an excluded one is the same object, m"}
     )
     wait_seconds: float = field(default=2.0, metadata={"help": "duration of a wait without seconds, s"})
+    place_clear_time: float = field(
+        default=2.0,
+        metadata={"help": "a place is done once the object has been released for this long, s: the action expert "
+                  "moves the hand clear of the object after letting go (it was trained to), and a place marked done "
+                  "at the release would hold the open fingers around it"},
+    )
 
     def __post_init__(self) -> None:
         self.finger_joints = tuple(str(n) for n in self.finger_joints)
@@ -86,7 +92,8 @@ class MonitorConfig:
         for name in ("home_tolerance", "contact_force", "handover_pull_force", "stale_after", "exclusion_radius"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("confirm_time", "subtask_timeout", "grounding_grace", "grounding_timeout", "wait_seconds", "finger_still_speed"):
+        for name in ("confirm_time", "subtask_timeout", "grounding_grace", "grounding_timeout", "wait_seconds", "finger_still_speed",
+                     "place_clear_time"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -403,8 +410,9 @@ class SubtaskMonitor:
                 )
         elif s.skill in ("place", "hand_over"):
             released = bool(world.gripper_open(now)) and not world.any_contact(now)
-            if self._debounce.held("released", released, now, hold):
-                return Assessment("done", "released the object")
+            settle = max(hold, cfg.place_clear_time) if s.skill == "place" else hold
+            if self._debounce.held("released", released, now, settle):
+                return Assessment("done", "released the object" + (" and moved clear" if settle > hold else ""))
             if s.skill == "hand_over" and holding and self._pulled(world, now):
                 if self._debounce.held("pulled", True, now, hold):
                     return Assessment("done", "the person took the object (pull felt at the wrist)")

@@ -70,7 +70,14 @@ class ObservationConfig:
         default=True,
         metadata={"help": "while the gripper holds an object, the target is the hand's grasp point (forward "
                   "kinematics) instead of grounding's: an object in the hand moves with the hand, and cameras "
-                  "often lose it behind the fingers (needs a hand model: the node provides the Panda's)"},
+                  "often lose it behind the fingers; after a release the object stays where the hand left it, which is the "
+                  "target until grounding publishes a newer one (needs a hand model: the node provides the Panda's)"},
+    )
+    max_grasp_offset: float = field(
+        default=0.05,
+        metadata={"help": "when the hand closes on an object, the grounded grasp point (position and yaw) is kept "
+                  "relative to the hand while it is held and after its release, unless it is farther than this from "
+                  "the hand (then the hand's own grasp point is used), m"},
     )
     holding_width: tuple[float, ...] = field(
         default=(0.012, 0.075),
@@ -163,8 +170,9 @@ class ObservationBuilder:
 
     Args:
         config: bounds and conventions.
-        hand_position: arm joint positions (7,) -> grasp point of the hand (TCP) in the base frame (3,),
-            for `hand_target_when_holding`; None disables it.
+        hand_position: arm joint positions (7,) -> pose of the hand's grasp frame (TCP) in the base
+            frame, 4x4 (or its position (3,): then the object's yaw is not turned with the hand), for
+            `hand_target_when_holding`; None disables it.
     """
 
     def __init__(self, config: ObservationConfig | None = None, hand_position=None) -> None:
@@ -186,6 +194,12 @@ class ObservationBuilder:
         self.pads: dict[str, tuple[float, float, float]] = {}  # pad -> (normal force N, area m², receipt)
         self.images: dict[str, np.ndarray] = {}
         self.instruction = ""
+        # arm positions and stamp of the last joint state that held the object: after a release the
+        # object stays where that hand left it, the target until grounding publishes something newer
+        self.released: tuple[np.ndarray, float] | None = None
+        # object grasp frame in the hand frame, fixed when the hand closes on it (rigid grasp)
+        self.grasp_in_hand: np.ndarray | None = None
+        self._was_holding = False
 
     # ---- inputs ---------------------------------------------------------------------------------
     def update_joint_state(self, state: JointState) -> None:
@@ -205,6 +219,48 @@ class ObservationBuilder:
         if not np.isfinite(state.stamp) or state.stamp < 0:
             raise InputRejected("malformed", f"joint_states rejected: bad stamp {state.stamp}")
         self.state = (q, float(np.clip(width, 0.0, PANDA_MAX_OPENING_M)), float(state.stamp))
+        # every state, not only at inference: the release pose is the last holding one
+        holding = self.holding(float(state.stamp))
+        if holding:
+            if not self._was_holding:  # the hand just closed on it
+                self.grasp_in_hand = self._grasp_in_hand(q)
+            self.released = (q, float(state.stamp))
+        elif self.released is not None and self.state[1] < self.config.holding_width[0]:
+            self.released = self.grasp_in_hand = None  # closed on nothing: it slipped out, no longer in the hand
+        self._was_holding = holding
+
+    def _hand(self, q: np.ndarray) -> tuple[np.ndarray, bool]:
+        """4x4 hand pose and whether the hand model gives its rotation (a position-only model does not)."""
+        h = np.asarray(self.hand_position(q), dtype=np.float64)
+        if h.shape == (4, 4):
+            return h, True
+        T = np.eye(4)
+        T[:3, 3] = h.reshape(3)
+        return T, False
+
+    def _grasp_in_hand(self, q: np.ndarray) -> np.ndarray:
+        """The grounded grasp frame (position, yaw) relative to the hand as it closes on the object;
+        identity when the grounded target is far from the hand (then it was not this object)."""
+        hand, _ = self._hand(q)
+        if self.target is None:
+            return np.eye(4)
+        pos, yaw, _ = self.target
+        obj = np.eye(4)
+        obj[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
+        obj[:3, 3] = pos
+        if np.linalg.norm(pos - hand[:3, 3]) > self.config.max_grasp_offset:
+            return np.eye(4)
+        return np.linalg.inv(hand) @ obj
+
+    def _in_hand(self, q: np.ndarray, fallback_yaw: float) -> tuple[np.ndarray, float]:
+        """Grasp point and folded yaw of the object held by (or released from) the hand at `q`."""
+        hand, rotates = self._hand(q)
+        if self.grasp_in_hand is None:
+            return hand[:3, 3].copy(), fallback_yaw
+        T = hand @ self.grasp_in_hand
+        if not rotates:
+            return T[:3, 3].copy(), fallback_yaw  # position-only model: the yaw stays grounding's
+        return T[:3, 3].copy(), fold_yaw(float(np.arctan2(T[1, 0], T[0, 0])))
 
     def update_target(self, pose: Pose) -> None:
         """Store the grounded grasp point (pose position) and grasp yaw (rotation of the pose about z,
@@ -320,9 +376,16 @@ class ObservationBuilder:
         if age > cfg.max_state_age:
             raise InputRejected("stale", f"joint_states are {age:.3f} s old (> {cfg.max_state_age} s): no new chunk")
         grasp, yaw, t_stamp = self.target
-        if self.holding(now):
-            # the object is in the hand: it is where the hand is (grounding may have lost it behind the fingers)
-            grasp = np.asarray(self.hand_position(q), dtype=np.float64)
+        holding = self.holding(now)
+        # the gripper opened on an object it held (placed it); closed on nothing = it slipped out instead
+        let_go = not holding and self.released is not None and width > cfg.holding_width[1]
+        if holding:
+            # the object is in the hand: it moves with the hand (grounding may have lost it behind the fingers)
+            grasp, yaw = self._in_hand(q, yaw)
+        elif let_go and t_stamp <= self.released[1]:
+            # placed since grounding last saw it: it stays where the hand left it, and the expert needs that
+            # target to move clear even when grounding does not recognise the object there
+            grasp, yaw = self._in_hand(self.released[0], yaw)
         elif cfg.max_target_age > 0 and t_stamp > 0 and now - t_stamp > cfg.max_target_age:
             raise InputRejected("stale", f"grounding target is {now - t_stamp:.2f} s old (> {cfg.max_target_age} s): "
                                          "no new chunk until grounding publishes again")
@@ -343,6 +406,11 @@ class ObservationBuilder:
                                                f"{cfg.max_planner_age:g} s): holding until it is back")
             if fresh(self.subtask[1]):
                 subtask = sub.subtask_id
+                if sub.skill == "place" and let_go:
+                    # the planner's place covers letting go *and* moving clear; the expert's vocabulary
+                    # splits it: "place" ends at the release, "retreat" follows. Its latent was the
+                    # place step's: left out (the expert was trained with latent dropout)
+                    subtask, latent = SUBTASKS.index("retreat"), np.zeros(LATENT_DIM)
         tactile = None
         if cfg.use_tactile and self.wrench is not None and now - self.wrench[1] <= cfg.max_tactile_age:
             pads = [self.pads.get(p) for p in cfg.tactile_pads]
