@@ -81,6 +81,8 @@ def run_episode(
     max_time: float = 40.0,
     check_every: int = 5,
     settle_steps: int = 10,
+    targets=None,
+    task: SimPickPlace | None = None,
 ) -> EpisodeMetrics:
     """One closed-loop episode; see the module docstring.
 
@@ -94,6 +96,10 @@ def run_episode(
         max_time: time limit, s.
         check_every: steps between ground-truth success checks.
         settle_steps: success must hold this many steps (the mug is not still falling).
+        targets: where the expert's targets come from: None = ground truth; else an object with
+            `step(task)` (called every control step) and `override(obs, task) -> Observation | None`
+            (None: the node would request no chunk), e.g. `grounded_targets.GroundedTargets`.
+        task: a ready `SimPickPlace` for `seed` (default: built here with tiny cameras).
 
     Returns:
         EpisodeMetrics (task_time = time of first lasting success).
@@ -103,7 +109,7 @@ def run_episode(
     base = scheduler or SchedulerConfig()
     cfg = SchedulerConfig(**{**asdict(base), "strategy": strategy})
     sched = ChunkScheduler(cfg, meta.horizon, meta.action_dim)
-    task = SimPickPlace(seed, num_mugs=num_mugs, control_period=dt)
+    task = task or SimPickPlace(seed, num_mugs=num_mugs, control_period=dt)
     policy.reset()
     res = EpisodeMetrics(seed=seed, strategy=strategy, delay=int(delay))
     in_flight: list[tuple[int, object, np.ndarray]] = []
@@ -116,8 +122,14 @@ def run_episode(
         for item in [it for it in in_flight if it[0] <= k]:
             in_flight.remove(item)
             sched.deliver(item[2], item[1], k)
+        if targets is not None:
+            targets.step(task)
+        obs = None
         if sched.needs_inference(k):
             obs = task.observe()
+            if targets is not None:
+                obs = targets.override(obs, task)
+        if obs is not None:
             req = sched.make_request(k, obs)
             res.inferences += 1
             try:

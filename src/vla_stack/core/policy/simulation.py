@@ -84,6 +84,8 @@ class SimPickPlace:
         place_offset: (2,) xy offset of the place point from the tray centre, m.
         with_tactile: include wrench/tactile features in observations.
         clear_height: TCP height above the rim that counts as retreated, m.
+        camera_size: (width, height) of the scene camera, px; the default (32, 24) builds fast
+            when nothing looks at the images (`GroundedTargets` needs the sim node's 640x480).
     """
 
     def __init__(
@@ -97,11 +99,11 @@ class SimPickPlace:
         place_offset: tuple[float, float] = (0.0, 0.0),
         with_tactile: bool = True,
         clear_height: float = 0.03,
+        camera_size: tuple[int, int] = (32, 24),
     ) -> None:
         kwargs = {} if initial_joint_positions is None else {"initial_joint_positions": tuple(initial_joint_positions)}
-        # cameras are not used: keep them tiny so the scene builds fast
-        self.sim = SimRobot(SceneConfig(seed=int(seed), num_mugs=int(num_mugs), camera_width=32, camera_height=24,
-                                        **kwargs))
+        self.sim = SimRobot(SceneConfig(seed=int(seed), num_mugs=int(num_mugs), camera_width=int(camera_size[0]),
+                                        camera_height=int(camera_size[1]), **kwargs))
         self.mug = mug or self.sim.mine
         self.control_period = float(control_period)
         self.grasp_force = float(grasp_force)
