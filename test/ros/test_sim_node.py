@@ -136,3 +136,38 @@ def test_sim_node_topics_commands_and_rejections(start_node, ros_node):
     assert ros_node.publish_until(grip_pub, Float64MultiArray(data=[0.03, 20.0]), lambda: abs(width() - 0.03) < 2e-3,
                                   timeout=15, period=1.0), f"gripper width {width():.4f}"
     assert sim.alive()
+
+    # ---- sim/reset: the arm is teleported home, and commands still aimed at the old pose are ignored
+    # for reset_command_holdoff (2 s of sim time), so they cannot drag it back before the controller
+    # upstream is reset; later commands are followed again
+    reset_pub = ros_node.publisher(itf.SIM_RESET.name, String, itf.SIM_RESET.pub_qos)
+    assert ros_node.publish_until(pub, good, lambda: np.abs(latest_arm(states, lock) - goal).max() < 5e-3,
+                                  timeout=20, period=1.5), "not at the goal before the reset"
+    reset_pub.publish(String(data=json.dumps({"seed": 5})))
+    assert sim.wait_for_output("reset at t=", timeout=10), sim.text()
+    t_reset = float(next(ln for ln in sim.output if "reset at t=" in ln).split("reset at t=")[1].split()[0])
+    assert ros_node.wait_until(lambda: np.abs(latest_arm(states, lock) - READY).max() < 1e-2, timeout=10)
+    hold = trajectory(ARM, [(0.05, goal)])  # the old pose, streamed as a controller would
+    assert ros_node.publish_until(pub, hold, lambda: np.abs(latest_arm(states, lock) - goal).max() < 5e-3,
+                                  timeout=30, period=0.1), "commands after the hold-off window not followed"
+    assert sim.wait_for_output("ignoring arm commands that do not start at the reset pose", timeout=5), sim.text()
+
+    def stamp(msg) -> float:
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    with lock:
+        after = [(stamp(m), np.array(m.position[:7])) for m in states if stamp(m) > t_reset + 0.05]
+    early = [q for t, q in after if t < t_reset + 1.9]
+    assert early and all(np.abs(q - READY).max() < 1e-2 for q in early), "the arm moved during the hold-off"
+    assert any(np.abs(q - goal).max() < 5e-3 for t, q in after if t > t_reset + 2.0), (
+        t_reset, [(round(t, 2), round(float(np.abs(q - goal).max()), 3)) for t, q in after[::50]])
+
+    # a command that starts where the arm is ends the hold-off at once (the safety controller, reset
+    # right after the scene, streams the measured pose and then moves on from it)
+    reset_pub.publish(String(data=json.dumps({"seed": 6})))
+    assert ros_node.wait_until(lambda: sum("reset at t=" in ln for ln in sim.output) >= 2, timeout=10), sim.text()
+    assert ros_node.wait_until(lambda: np.abs(latest_arm(states, lock) - READY).max() < 1e-2, timeout=10)
+    from_here = trajectory(ARM, [(0.02, READY), (1.0, mid)])
+    assert ros_node.publish_until(pub, from_here, lambda: np.abs(latest_arm(states, lock) - mid).max() < 5e-3,
+                                  timeout=20, period=1.5), "a command starting at the reset pose was not followed"
+    assert sim.alive()

@@ -43,6 +43,7 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 
+from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.sim.config import SceneConfig
 from vla_stack.core.sim.robot import CAMERA_FRAMES, SimRobot
 from vla_stack.core.types import Wrench
@@ -62,8 +63,19 @@ from vla_stack.ros.conversions import (
 from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import config_from_parameters, declare_parameters
 
+HOLDOFF_ARM_TOLERANCE = 0.05
+"""rad: an arm command whose first point is this close to the reset pose ends the hold-off."""
+HOLDOFF_GRIPPER_TOLERANCE = 0.005
+"""m: a gripper command this close to the reset width ends the hold-off."""
+
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "real_time_factor": (1.0, "sim seconds per wall second the physics is paced to (0.05..50)"),
+    "reset_command_holdoff": (
+        2.0,
+        "after sim/reset, arm and gripper commands that do not start at the reset pose are ignored for up to this "
+        "long (s of sim time): a real arm cannot jump, so a controller still streaming the old pose would drag the "
+        "teleported arm back; the first command that starts where the arm is ends it (0 = off)",
+    ),
     "joint_state_rate": (250.0, "rate of joint_states and /clock, Hz of sim time"),
     "sensor_rate": (100.0, "rate of tactile images/forces and the wrist wrench, Hz of sim time"),
     "wrench_mode": (
@@ -149,6 +161,10 @@ class SimNode(Node):
         self.scene_config = scene_config_from_values(values, log)
         p = {k: values[k] for k in NODE_PARAMETERS}
         self.rtf = self._bounded(p, "real_time_factor", 0.05, 50.0)
+        self.reset_holdoff = self._bounded(p, "reset_command_holdoff", 0.0, 10.0)
+        self._holdoff_until = -1.0
+        self._holdoff: set[str] = set()  # channels held off since the last scene reset
+        self._holdoff_logged: set[str] = set()
         self.joint_state_rate = self._bounded(p, "joint_state_rate", 1.0, 2000.0)
         self.sensor_rate = self._bounded(p, "sensor_rate", 1.0, 2000.0)
         self.wrench_mode = str(p["wrench_mode"])
@@ -239,10 +255,36 @@ class SimNode(Node):
         self.rejected += 1
         self.get_logger().warning(f"rejected {what} on {topic} [{exc.code}]: {exc.reason}; {action}")
 
+    def _held_off(self, channel: str, first: np.ndarray | None, current: np.ndarray, tolerance: float) -> bool:
+        """True (command ignored) while `channel` ("arm" / "gripper") is held off after a scene reset:
+        until `reset_command_holdoff` s have passed or a command starts where the joints now are
+        (`first` within `tolerance` of `current`: the controller upstream has caught up)."""
+        if channel not in self._holdoff:
+            return False
+        if self.robot.time >= self._holdoff_until or (
+            first is not None and first.shape == current.shape and np.all(np.abs(first - current) <= tolerance)
+        ):
+            self._holdoff.discard(channel)
+            return False
+        if channel not in self._holdoff_logged:
+            self._holdoff_logged.add(channel)
+            self.get_logger().info(
+                f"ignoring {channel} commands that do not start at the reset pose until t={self._holdoff_until:.2f} s "
+                "(just reset: a controller still aimed at the old pose would drag the arm back)")
+        return True
+
     def on_trajectory(self, msg) -> None:
         """JointTrajectory -> SimRobot (JTC semantics); rejects keep the previous trajectory."""
         try:
             f = joint_trajectory_fields(msg)
+            if self._holdoff:
+                names = list(f["names"])
+                first = None
+                if f["positions"] and sorted(names) == sorted(PANDA_ARM_JOINTS):
+                    row = dict(zip(names, f["positions"][0], strict=False))
+                    first = np.array([row[n] for n in PANDA_ARM_JOINTS], dtype=np.float64)
+                if self._held_off("arm", first, self.robot.joint_state().positions[:7], HOLDOFF_ARM_TOLERANCE):
+                    return
             velocities = f["velocities"] if any(len(v) for v in f["velocities"]) else None
             self.robot.command_trajectory_fields(f["names"], f["times"], f["positions"], velocities, f["stamp"])
         except InvalidCommand as exc:
@@ -254,6 +296,9 @@ class SimNode(Node):
 
     def on_positions(self, msg) -> None:
         """Float64MultiArray (7 positions, rad, panda_joint1..7) -> forward position command."""
+        if self._holdoff and self._held_off("arm", float64_array_to_numpy(msg), self.robot.joint_state().positions[:7],
+                                            HOLDOFF_ARM_TOLERANCE):
+            return
         try:
             self.robot.command_positions(float64_array_to_numpy(msg))
         except InvalidCommand as exc:
@@ -262,6 +307,9 @@ class SimNode(Node):
     def on_gripper(self, msg) -> None:
         """Float64MultiArray [width m] or [width m, max force N] -> gripper command."""
         values = float64_array_to_numpy(msg)
+        if self._holdoff and self._held_off("gripper", values[:1], np.array([self.robot.gripper_width()]),
+                                            HOLDOFF_GRIPPER_TOLERANCE):
+            return
         try:
             if values.shape[0] not in (1, 2):
                 raise InvalidCommand(
@@ -289,6 +337,8 @@ class SimNode(Node):
             return
         t = self.robot.time
         self.robot.reset(config=config, start_time=t)
+        if self.reset_holdoff > 0:
+            self._holdoff_until, self._holdoff, self._holdoff_logged = t + self.reset_holdoff, {"arm", "gripper"}, set()
         self.scene_config = config
         self.publish_ground_truth()
         log.info(f"reset at t={t:.2f} s: seed {config.seed}, {len(self.robot.mug_names())} mugs, robot at home")
