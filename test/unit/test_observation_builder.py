@@ -167,3 +167,23 @@ def test_the_held_object_turns_and_moves_with_the_hand_from_where_grounding_saw_
     obs = b.build(12.0)
     np.testing.assert_allclose(obs.grasp_position, expected, atol=1e-9)
     assert abs(obs.grasp_yaw - 0.8) < 1e-9
+
+
+def test_a_grounded_point_far_from_the_closing_hand_keeps_grounding_yaw_at_the_hand():
+    def hand(q):  # hand frame turned by q[0] about z: its own x axis is not the grasp-yaw convention
+        c, s_ = np.cos(q[0]), np.sin(q[0])
+        T = np.eye(4)
+        T[:2, :2] = [[c, -s_], [s_, c]]
+        T[:3, 3] = [0.4, 0.0, 0.2]
+        return T
+
+    b = ObservationBuilder(ObservationConfig(place_position=(0.45, 0.35, 0.07)), hand_position=hand)
+    yaw = 0.3
+    b.update_target(Pose(np.array([0.6, 0.2, 0.065]), np.array([0, 0, np.sin(yaw / 2), np.cos(yaw / 2)]), 10.0,
+                         "panda_link0"))  # 28 cm from the hand: not what it closed on
+    js = _state(0.058, 10.2)
+    js.positions[0] = 1.0
+    b.update_joint_state(js)
+    obs = b.build(10.2)
+    np.testing.assert_allclose(obs.grasp_position, [0.4, 0.0, 0.2], atol=1e-9)  # the hand's point
+    assert abs(obs.grasp_yaw - yaw) < 1e-9  # grounding's yaw, not the hand frame's 1.0 rad

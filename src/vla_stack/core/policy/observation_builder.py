@@ -238,18 +238,19 @@ class ObservationBuilder:
         T[:3, 3] = h.reshape(3)
         return T, False
 
-    def _grasp_in_hand(self, q: np.ndarray) -> np.ndarray:
-        """The grounded grasp frame (position, yaw) relative to the hand as it closes on the object;
-        identity when the grounded target is far from the hand (then it was not this object)."""
-        hand, _ = self._hand(q)
+    def _grasp_in_hand(self, q: np.ndarray) -> np.ndarray | None:
+        """The grounded grasp frame (position, yaw) relative to the hand as it closes on the object.
+        A grounded point farther than `max_grasp_offset` from the hand was not this object: the
+        hand's own grasp point is used, with grounding's yaw. None without a grounded target."""
         if self.target is None:
-            return np.eye(4)
+            return None
+        hand, _ = self._hand(q)
         pos, yaw, _ = self.target
+        if np.linalg.norm(pos - hand[:3, 3]) > self.config.max_grasp_offset:
+            pos = hand[:3, 3]
         obj = np.eye(4)
         obj[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
         obj[:3, 3] = pos
-        if np.linalg.norm(pos - hand[:3, 3]) > self.config.max_grasp_offset:
-            return np.eye(4)
         return np.linalg.inv(hand) @ obj
 
     def _in_hand(self, q: np.ndarray, fallback_yaw: float) -> tuple[np.ndarray, float]:
