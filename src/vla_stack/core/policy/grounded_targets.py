@@ -16,13 +16,17 @@ because of timing and the planner? (`bench/grounded_loop.py`)
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from vla_stack.core.kinematics.assets import PANDA_BASE_FRAME
-from vla_stack.core.policy.observation_builder import InputRejected, ObservationBuilder, ObservationConfig
+from vla_stack.core.policy.observation_builder import (
+    InputRejected,
+    ObservationBuilder,
+    ObservationConfig,
+    yaw_from_quaternion,
+)
 from vla_stack.core.policy.simulation import SimPickPlace
 from vla_stack.core.policy.types import Observation
 
@@ -78,6 +82,7 @@ class GroundedTargets:
         self.log = GroundedLog()
         self.planner = planner
         self._latent_key: tuple | None = None
+        self._latent: np.ndarray | None = None
         self._next_frame = 0.0
         self._started = False
 
@@ -92,21 +97,23 @@ class GroundedTargets:
         held = sim.object_in_gripper()
         if held and self.log.first_held is None:
             self.log.first_held = held
-        # joint states and pads reach the node far more often than it infers: every step here
-        for pad in self.builder.config.tactile_pads:
-            self.builder.update_pad(pad, normal_force=float(sim.tactile(pad).force[2]), now=sim.time)
-        self.builder.update_joint_state(sim.joint_state())
+        # joint states and pads reach the nodes far more often than they act: every step here
+        state = sim.joint_state()
+        pads = {pad: float(sim.tactile(pad).force[2]) for pad in self.builder.config.tactile_pads}
+        for pad, force in pads.items():
+            self.builder.update_pad(pad, normal_force=force, now=sim.time)
+        self.builder.update_joint_state(state)
         if sim.time + 1e-9 >= self._next_frame:
             self._next_frame = sim.time + self.camera_period
             self._ground(task, held)
         if self.planner is not None:
-            self._plan(task)
+            self._plan(task, state, pads)
 
-    def _plan(self, task: SimPickPlace) -> None:
+    def _plan(self, task: SimPickPlace, state, pads: dict[str, float]) -> None:
         sim, planner = task.sim, self.planner
-        planner.on_joint_state(sim.joint_state())
-        for pad in self.builder.config.tactile_pads:
-            planner.on_pad_force(pad, float(sim.tactile(pad).force[2]))
+        planner.on_joint_state(state)
+        for pad, force in pads.items():
+            planner.on_pad_force(pad, force)
         planner.on_wrench(sim.wrench())
         planner.step()
         job = planner.take_job()
@@ -155,9 +162,8 @@ class GroundedTargets:
             self.planner.on_grounding_target(pose)
         if not held:
             gt_grasp, gt_yaw, _ = task.targets()
-            x, y, z, w = pose.orientation
-            yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-            self.log.trace.append((round(sim.time, 3), pose.position.copy(), gt_grasp, yaw, gt_yaw, obj.source))
+            self.log.trace.append((round(sim.time, 3), pose.position.copy(), gt_grasp,
+                                   yaw_from_quaternion(pose.orientation), gt_yaw, obj.source))
 
     def override(self, obs: Observation, task: SimPickPlace) -> Observation | None:
         """`obs` (ground-truth targets) with the grounded target instead; None when the node would
