@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import sys
@@ -71,21 +70,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "chunking.json")
     args = parser.parse_args()
 
-    from tqdm import tqdm
+    from _parallel import run_jobs
 
     from vla_stack.core.policy.evaluation import EpisodeMetrics, summarize
 
     jobs = [(s, d, args.seed_base + i, args.max_time) for s in args.strategies for d in args.delays for i in range(args.scenes)]
     t0 = time.time()
-    results: list[dict] = []
-    if args.workers <= 1:
-        _init(args.checkpoint)
-        for job in tqdm(jobs, desc="episodes", unit="ep"):
-            results.append(_run(job))
-    else:
-        with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(args.checkpoint,)) as pool:
-            for res in tqdm(pool.imap_unordered(_run, jobs), total=len(jobs), desc="episodes", unit="ep"):
-                results.append(res)
+    results: list[dict] = run_jobs(_run, jobs, _init, (args.checkpoint,), args.workers)
     fields = set(EpisodeMetrics.__dataclass_fields__)
     summary: dict[str, dict[str, dict]] = {}
     for s in args.strategies:

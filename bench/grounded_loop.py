@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import sys
@@ -139,20 +138,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "grounded_loop.json")
     args = parser.parse_args()
 
-    from tqdm import tqdm
+    from _parallel import run_jobs
 
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     jobs = [(m, s, args.mugs, args.delay, args.max_time, args.views) for m in args.modes for s in seeds]
     t0 = time.time()
-    results: list[dict] = []
-    if args.workers <= 1:
-        _init(args.checkpoint)
-        for job in tqdm(jobs, desc="episodes", unit="ep"):
-            results.append(_run(job))
-    else:
-        with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(args.checkpoint,)) as pool:
-            for res in tqdm(pool.imap_unordered(_run, jobs), total=len(jobs), desc="episodes", unit="ep"):
-                results.append(res)
+    results: list[dict] = run_jobs(_run, jobs, _init, (args.checkpoint,), args.workers)
     results.sort(key=lambda r: (args.modes.index(r["mode"]), r["seed"]))
     print(f"\n{len(jobs)} episodes in {time.time() - t0:.0f} s (seeds {seeds[0]}-{seeds[-1]}, {args.mugs} mugs, "
           f"rtc, delay {args.delay} steps)")
