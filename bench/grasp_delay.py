@@ -33,64 +33,70 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+class DirectActuator:
+    """`run_episode` actuator: actions straight to the arm (its default), peak wrist force recorded."""
+
+    def __init__(self, meta) -> None:
+        self.meta = meta
+        self.peak, self.peak_at, self.rejected, self.state = 0.0, 0.0, 0, ""
+
+    def deliver(self, actions, stamp: float, task) -> None:
+        """Nothing to do: `act` gets every action."""
+
+    def act(self, action, task) -> None:
+        task.apply(action) if action is not None else task.hold()
+        self.track(task)
+
+    def track(self, task) -> None:
+        import numpy as np
+
+        force = float(np.linalg.norm(task.sim.wrench().force))
+        if force > self.peak:
+            self.peak, self.peak_at = force, task.sim.time
+
+
+class SafetyActuator(DirectActuator):
+    """`run_episode` actuator: delivered chunks go to the ROS-free `SafetyController` (default Panda
+    config, 250 Hz), whose commands drive the arm (position interface) between control steps; the
+    wrist wrench feeds its contact stop. Counts rejected chunks."""
+
+    def __init__(self, meta) -> None:
+        from vla_stack.core.safety.controller import SafetyController, SafetyControllerConfig
+
+        super().__init__(meta)
+        self.ctrl = SafetyController(SafetyControllerConfig())
+
+    def deliver(self, actions, stamp: float, task) -> None:
+        from vla_stack.core.policy.types import actions_to_chunk
+
+        if not self.ctrl.submit_chunk(actions_to_chunk(actions, stamp, self.meta), task.sim.time):
+            self.rejected += 1
+
+    def act(self, action, task) -> None:  # the arm follows the controller, not `action`
+        sim = task.sim
+        for _ in range(int(round(self.meta.control_period / self.ctrl.dt))):
+            now = sim.time
+            self.ctrl.on_joint_state(sim.joint_state(), now)
+            self.ctrl.on_wrench(sim.wrench(), now)
+            out = self.ctrl.update(now)
+            if out.arm is not None:
+                sim.command_positions(out.arm.positions)
+            if out.gripper is not None:
+                sim.command_gripper(out.gripper.width, out.gripper.max_force)
+            sim.step(int(round(self.ctrl.dt / sim.physics_dt)))
+            self.state = out.state.name
+        self.track(task)
+
+
 def episode(policy, seed: int, delay: int, safety: bool, max_time: float = 30.0) -> dict:
-    """One lockstep episode; see the module docstring."""
-    import numpy as np
+    """One lockstep episode (`run_episode`, rtc, ground-truth targets); see the module docstring."""
+    from vla_stack.core.policy.evaluation import run_episode
 
-    from vla_stack.core.policy.chunk_scheduler import ChunkScheduler, SchedulerConfig
-    from vla_stack.core.policy.simulation import SimPickPlace
-    from vla_stack.core.policy.types import actions_to_chunk, chunk_to_actions
-    from vla_stack.core.safety.controller import SafetyController, SafetyControllerConfig
-
-    meta = policy.metadata
-    dt = meta.control_period
-    task = SimPickPlace(seed, num_mugs=3)
-    sim = task.sim
-    ctrl = SafetyController(SafetyControllerConfig()) if safety else None
-    cycles = int(round(dt / ctrl.dt)) if ctrl else 0
-    physics = int(round(ctrl.dt / sim.physics_dt)) if ctrl else 0
-    sched = ChunkScheduler(SchedulerConfig(strategy="rtc"), meta.horizon, meta.action_dim)
-    policy.reset()
-    in_flight: list[tuple] = []
-    peak, peak_t, rejected, since = 0.0, 0.0, 0, None
-    status = task.status()
-    for k in range(int(round(max_time / dt))):
-        for item in [it for it in in_flight if it[0] <= k]:
-            in_flight.remove(item)
-            sched.deliver(item[2], item[1], k)
-            if ctrl is not None and not ctrl.submit_chunk(actions_to_chunk(item[2], item[3], meta), sim.time):
-                rejected += 1
-        if sched.needs_inference(k):
-            obs = task.observe()
-            req = sched.make_request(k, obs)
-            in_flight.append((k + delay, req, chunk_to_actions(policy.infer(obs, req.guidance), meta), obs.stamp))
-        if ctrl is None:
-            a = sched.action(k)
-            task.apply(a) if a is not None else task.hold()
-        else:
-            sched.action(k)  # keeps the scheduler's bookkeeping; the arm follows the safety controller
-            for _ in range(cycles):
-                now = sim.time
-                ctrl.on_joint_state(sim.joint_state(), now)
-                ctrl.on_wrench(sim.wrench(), now)
-                out = ctrl.update(now)
-                if out.arm is not None:
-                    sim.command_positions(out.arm.positions)
-                if out.gripper is not None:
-                    sim.command_gripper(out.gripper.width, out.gripper.max_force)
-                sim.step(physics)
-        force = float(np.linalg.norm(sim.wrench().force))
-        if force > peak:
-            peak, peak_t = force, sim.time
-        status = task.status()
-        since = (since if since is not None else k) if status.success else None
-        if since is not None and k - since >= 10:
-            break
-    out = {"seed": seed, "delay": delay, "safety": safety, "success": bool(status.success),
-           "peak_force_n": round(peak, 1), "peak_at_s": round(peak_t, 2), "chunks_rejected": rejected,
-           "safety_state": str(ctrl.update(sim.time).state.name) if ctrl else ""}
-    sim.close()
-    return out
+    act = (SafetyActuator if safety else DirectActuator)(policy.metadata)
+    res = run_episode(policy, seed, "rtc", delay, max_time=max_time, actuator=act)
+    return {"seed": seed, "delay": delay, "safety": safety, "success": bool(res.success),
+            "peak_force_n": round(act.peak, 1), "peak_at_s": round(act.peak_at, 2), "chunks_rejected": act.rejected,
+            "safety_state": act.state}
 
 
 def main() -> int:

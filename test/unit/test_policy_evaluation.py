@@ -86,3 +86,25 @@ def test_grounded_targets_with_the_planner_condition_the_expert_on_its_subtask(t
     assert obs.planner_latent.shape == (384,) and np.linalg.norm(obs.planner_latent) > 0.5
     assert targets.planner.current_subtask().skill == "pick"
     task.sim.close()
+
+
+def test_an_actuator_gets_every_delivered_chunk_and_every_step(policy):
+    class Recorder:
+        def __init__(self):
+            self.delivered, self.steps = [], 0
+
+        def deliver(self, actions, stamp, task):
+            assert actions.shape == (policy.metadata.horizon, policy.metadata.action_dim)
+            self.delivered.append((stamp, task.sim.time))
+
+        def act(self, action, task):
+            self.steps += 1
+            task.apply(action) if action is not None else task.hold()
+
+    plain = run_episode(policy, 30002, "rtc", delay=3, max_time=2.0)
+    rec = Recorder()
+    hooked = run_episode(policy, 30002, "rtc", delay=3, max_time=2.0, actuator=rec)
+    assert rec.steps == hooked.steps == plain.steps and hooked.hold_steps == plain.hold_steps
+    assert 1 <= hooked.chunks <= len(rec.delivered) <= hooked.inferences
+    # delivered 3 control steps after the observation it was computed from
+    assert all(abs(now - stamp - 3 * policy.metadata.control_period) < 1e-6 for stamp, now in rec.delivered)

@@ -83,6 +83,7 @@ def run_episode(
     settle_steps: int = 10,
     targets=None,
     task: SimPickPlace | None = None,
+    actuator=None,
 ) -> EpisodeMetrics:
     """One closed-loop episode; see the module docstring.
 
@@ -100,6 +101,9 @@ def run_episode(
             `step(task)` (called every control step) and `override(obs, task) -> Observation | None`
             (None: the node would request no chunk), e.g. `grounded_targets.GroundedTargets`.
         task: a ready `SimPickPlace` for `seed` (default: built here with tiny cameras).
+        actuator: what executes the actions: None = `task.apply` / `task.hold` each step; else an
+            object with `deliver(actions, stamp, task)` (a chunk arrives; stamp = its observation
+            time) and `act(action_or_None, task)` (one control step), e.g. a safety controller.
 
     Returns:
         EpisodeMetrics (task_time = time of first lasting success).
@@ -112,16 +116,22 @@ def run_episode(
     task = task or SimPickPlace(seed, num_mugs=num_mugs, control_period=dt)
     policy.reset()
     res = EpisodeMetrics(seed=seed, strategy=strategy, delay=int(delay))
-    in_flight: list[tuple[int, object, np.ndarray]] = []
+    in_flight: list[tuple[int, object, np.ndarray, float]] = []
     executed: list[np.ndarray] = []
     held = task.observe().arm_positions
     success_since: int | None = None
     last_error = ""
     max_steps = int(round(max_time / dt))
+
+    def deliver(k: int, req, actions: np.ndarray, stamp: float) -> None:
+        sched.deliver(actions, req, k)
+        if actuator is not None:
+            actuator.deliver(actions, stamp, task)
+
     for k in range(max_steps):
         for item in [it for it in in_flight if it[0] <= k]:
             in_flight.remove(item)
-            sched.deliver(item[2], item[1], k)
+            deliver(k, *item[1:])
         if targets is not None:
             targets.step(task)
         obs = None
@@ -143,16 +153,20 @@ def run_episode(
             if actions is None:
                 pass
             elif delay <= 0:
-                sched.deliver(actions, req, k)
+                deliver(k, req, actions, obs.stamp)
             else:
-                in_flight.append((k + int(delay), req, actions))
+                in_flight.append((k + int(delay), req, actions, obs.stamp))
         a = sched.action(k)
-        if a is None:
-            res.hold_steps += 1
+        if actuator is not None:
+            actuator.act(a, task)
+        elif a is None:
             task.hold()
-            executed.append(executed[-1] if executed else held)
         else:
             task.apply(a)
+        if a is None:
+            res.hold_steps += 1
+            executed.append(executed[-1] if executed else held)
+        else:
             executed.append(a[:7].copy())
         res.steps = k + 1
         if k % check_every == 0:
