@@ -162,9 +162,11 @@ def test_expert_drives_the_simulated_arm_through_the_safety_controller(start_nod
     stamps = [stamp_to_seconds(m.header.stamp) for m in chunks]
     assert all(b >= a for a, b in zip(stamps, stamps[1:], strict=False)), "chunk stamps go backwards"
     assert min(ages) >= -0.01 and max(ages) <= 0.5, (min(ages), max(ages))
+    # the status is published at its own (lower) rate: wait for one that counts the chunks received
+    assert ros_node.wait_until(lambda: int(g.status_values().get("chunks_published", 0)) >= len(chunks), timeout=10), \
+        (len(chunks), g.status_values())
     st = g.status_values()
-    assert st["strategy"] == "rtc" and float(st["inference_latency_ms"]) > 0
-    assert int(st["chunks_published"]) >= len(chunks) - 1 and "measured_delay_steps" in st
+    assert st["strategy"] == "rtc" and float(st["inference_latency_ms"]) > 0 and "measured_delay_steps" in st
     assert sim.alive() and safety.alive() and expert.alive()
 
 
