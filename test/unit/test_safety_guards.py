@@ -255,7 +255,7 @@ def test_collision_checker_skips_adjacent_and_srdf_pairs():
 
 # ------------------------------------------------------------------------------- contact
 def test_contact_force_stops_and_holds_then_resumes_on_new_input_after_release():
-    c = make(workspace_enabled=False, collision_enabled=False)
+    c = make(workspace_enabled=False, collision_enabled=False, contact_backoff=0.0)  # hold where it stopped
     times, pos = good_chunk(delta=0.4, h=20)
     assert c.submit_trajectory(NAMES, times, pos, T0, T0)
     run(c, T0, 0.3)
@@ -270,6 +270,60 @@ def test_contact_force_stops_and_holds_then_resumes_on_new_input_after_release()
     t2, p2 = good_chunk(start=c.commanded.position, delta=0.1)
     assert c.submit_trajectory(NAMES, t2, p2, T0 + 0.9, T0 + 0.9)
     assert c.log.counts["contact_force"] == 1
+
+
+def test_contact_stop_backs_off_along_the_commanded_path_then_accepts_input():
+    """A grasp pressing into an object: the arm stops, retraces its commanded path to where it was
+    `contact_backoff` s earlier (within the limits), rejects input meanwhile, and holds there, so the
+    contact relaxes, the latch releases and the policy can try again from clear of the object."""
+    c = make(workspace_enabled=False, collision_enabled=False, contact_backoff=0.5)
+    times, pos = good_chunk(delta=0.5, h=20)  # joint 1 moves 0.5 rad over 1 s
+    assert c.submit_trajectory(NAMES, times, pos, T0, T0)
+    outs = run(c, T0, 0.8)
+    trail = {round(T0 + k * c.dt, 6): o.arm.positions.copy() for k, o in enumerate(outs)}
+    t_trip = T0 + 0.8
+    at_trip = c.commanded.position.copy()
+    c.on_wrench(Wrench(np.array([0.0, 0.0, 90.0]), np.zeros(3)), t_trip)
+    assert c.log.last_code == "contact_backoff" and "0.5 s before" in c.log.last_reason
+    goal = trail[min(trail, key=lambda t: abs(t - (t_trip - 0.5)))]
+    assert np.max(np.abs(goal - at_trip)) > 0.1  # it did move in the last 0.5 s
+    outs = run(c, t_trip, 0.1)
+    assert c.state is SafetyState.STOPPING and "backing off" in c.status(t_trip + 0.1).message
+    outs += run(c, t_trip + 0.1, 0.2)
+    assert not c.submit_trajectory(NAMES, times, pos, t_trip + 0.3, t_trip + 0.3)  # still pressing: rejected
+    assert c.log.last_code == "contact_stop"
+    c.on_wrench(Wrench(np.array([0.0, 0.0, 20.0]), np.zeros(3)), t_trip + 0.3)  # relaxing while it backs off
+    t2, p2 = good_chunk(start=c.commanded.position, delta=0.1)
+    if c.state is SafetyState.STOPPING:  # not there yet: input waits for the back-off
+        assert not c.submit_trajectory(NAMES, t2, p2, t_trip + 0.3, t_trip + 0.3)
+        assert c.log.last_code == "contact_backoff"
+    outs += run(c, t_trip + 0.3, 2.0)
+    np.testing.assert_allclose(c.commanded.position, goal, atol=2e-3)  # back where it was 0.5 s before the trip
+    assert c.state is SafetyState.HOLDING and np.all(c.commanded.velocity == 0)
+    assert c.log.last_code == "contact_backoff" and "back-off done" in c.log.last_reason
+    lim = c.limits
+    v = np.array([o.arm.velocities for o in outs])
+    a = np.array([o.arm.accelerations for o in outs])
+    assert np.all(np.abs(v) <= lim.velocity + 1e-6) and np.all(np.abs(a) <= lim.acceleration + 1e-6)
+    t3, p3 = good_chunk(start=c.commanded.position, delta=0.1)
+    now = t_trip + 2.3
+    assert c.submit_trajectory(NAMES, t3, p3, now, now)  # clear of the contact: input accepted again
+
+
+def test_contact_backoff_validation_and_reset_clears_it():
+    with pytest.raises(ValueError, match="contact_backoff"):
+        make(contact_backoff=-1.0)
+    c = make(workspace_enabled=False, collision_enabled=False, contact_backoff=1.0)
+    times, pos = good_chunk(delta=0.4, h=20)
+    c.submit_trajectory(NAMES, times, pos, T0, T0)
+    run(c, T0, 0.5)
+    c.on_wrench(Wrench(np.array([0.0, 0.0, 90.0]), np.zeros(3)), T0 + 0.5)
+    run(c, T0 + 0.5, 2.0)  # backs off to the start, holds
+    c.on_wrench(Wrench(np.array([0.0, 0.0, 5.0]), np.zeros(3)), T0 + 2.5)
+    ok, msg = c.reset(T0 + 2.5)
+    assert ok, msg
+    t2, p2 = good_chunk(start=c.commanded.position, delta=0.1)
+    assert c.submit_trajectory(NAMES, t2, p2, T0 + 2.5, T0 + 2.5)
 
 
 def test_contact_reset_mode_and_tactile_pressure():

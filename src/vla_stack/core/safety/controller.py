@@ -28,6 +28,7 @@ the same limits (the scaled maximum deceleration).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -98,6 +99,9 @@ class SafetyControllerConfig:
     max_grip_pressure: float = _help("Tactile pressure above this -> stop and hold, sensor units (kPa; 0 = off).", 0.0)
     contact_release_ratio: float = _help("Contact stop releases below this fraction of the limit.", 0.8)
     contact_resume: str = _help("After a contact stop: 'auto' (resume on new input once released) or 'reset'.", "auto")
+    contact_backoff: float = _help("After a contact stop, retrace the commanded path to where it was this many s before "
+                                   "the stop (away from the contact, at the scaled limits, every guard still checking), "
+                                   "rejecting input until there; 0 = hold where it stopped.", 1.0)
     teleop_max_linear_speed: float = _help("Teleop twist: largest TCP speed, m/s.", 0.25)
     teleop_max_angular_speed: float = _help("Teleop twist: largest TCP angular speed, rad/s.", 0.8)
     singularity_slowdown: float = _help("Jacobian condition number where teleop starts slowing down.", 17.0)
@@ -128,6 +132,8 @@ class SafetyControllerConfig:
             raise ValueError(f"on_violation must be 'clip' or 'reject', got '{self.on_violation}'")
         if self.contact_resume not in ("auto", "reset"):
             raise ValueError(f"contact_resume must be 'auto' or 'reset', got '{self.contact_resume}'")
+        if not (isinstance(self.contact_backoff, (int, float)) and 0.0 <= self.contact_backoff <= 5.0):
+            raise ValueError(f"contact_backoff must be 0..5 s, got {self.contact_backoff!r}")
         if len(self.workspace_min) != 3 or len(self.workspace_max) != 3:
             raise ValueError("workspace_min and workspace_max need 3 numbers each (x, y, z)")
         Box(self.workspace_min, self.workspace_max, "workspace")
@@ -285,6 +291,8 @@ class SafetyController:
         self._servo_scale = 1.0
         self._singularity = False
         self._preview: list[tuple[float, MotionState]] = []
+        self._history: deque[tuple[float, np.ndarray]] = deque()  # (time, commanded position): contact back-off
+        self._backoff: np.ndarray | None = None  # where a contact back-off is heading
 
     # ------------------------------------------------------------------ helpers
     def _record(self, code: str, reason: str, now: float) -> None:
@@ -315,7 +323,23 @@ class SafetyController:
             return "fault_active", f"controller is in FAULT ({self._fault}); call safety/reset"
         if self.contact.latched:
             return "contact_stop", "contact stop is active (force/pressure above limit)"
+        if self._backoff is not None:
+            return "contact_backoff", "backing off from a contact along the commanded path"
         return None
+
+    def _start_backoff(self, now: float) -> None:
+        """Contact stop: head back to the commanded position `contact_backoff` s before now."""
+        if self.config.contact_backoff <= 0 or not self._history:
+            return
+        target = self._history[0][1]
+        for t, q in self._history:  # oldest first: the last one at or before the look-back time
+            if t > now - self.config.contact_backoff:
+                break
+            target = q
+        if self._cmd is not None and float(np.max(np.abs(target - self._cmd.position))) > 1e-4:
+            self._backoff = self.target_limits.clip_position(target.copy())
+            self._record("contact_backoff", f"backing off to the commanded pose of {self.config.contact_backoff:.1f} s "
+                         "before the contact stop; input is rejected until it is there", now)
 
     # ------------------------------------------------------------------ inputs
     def on_joint_state(self, state: JointState, now: float) -> bool:
@@ -467,6 +491,7 @@ class SafetyController:
         if reason:
             self._record("contact_force", f"{reason}: stopping and holding", now)
             self._clear_input()
+            self._start_backoff(now)
 
     def on_tactile(self, max_pressure: float, now: float, sensor: str = "") -> None:
         """Highest taxel pressure of one tactile sensor; too much stops the arm."""
@@ -477,6 +502,7 @@ class SafetyController:
         if reason:
             self._record("contact_pressure", f"{sensor}: {reason}: stopping and holding", now)
             self._clear_input()
+            self._start_backoff(now)
 
     def on_base_command(self, vx: float, vy: float, wz: float, now: float) -> bool:
         """Requested base velocity (m/s, m/s, rad/s). Returns False if rejected or the gate is off."""
@@ -510,6 +536,7 @@ class SafetyController:
             return False, msg
         self._fault = None
         self.contact.reset()
+        self._backoff = None
         self._clear_input()
         self._intervention = None
         self._cmd = MotionState.at_rest(self._measured)
@@ -708,6 +735,8 @@ class SafetyController:
             self._record("clock_jump", f"clock went back {self._last_now - now:.3f} s (sim reset?): "
                          "dropping the current input and stopping", now)
             self._clear_input()
+            self._history.clear()
+            self._backoff = None
             self._measured_time = now if self._measured_time is not None else None
         self._last_now = now
         blocked_for_base = self.estop.latched or self._fault is not None
@@ -722,7 +751,15 @@ class SafetyController:
         traj = None
         stop_code, stop_reason = "", ""
         blocked = self._blocked_reason()
-        if blocked is not None:
+        backing_off = False
+        if blocked is not None and self._backoff is not None and blocked[0] in ("contact_stop", "contact_backoff"):
+            stop_code, stop_reason = blocked
+            traj = self.streamer.plan_to(self._cmd, self._backoff, np.zeros(self.n), 0.0)
+            backing_off = traj is not None
+            if traj is None:
+                self._record("contact_backoff", f"back-off planning failed ({self.streamer.last_error}): holding", now)
+                self._backoff = None
+        elif blocked is not None:
             stop_code, stop_reason = blocked
         elif self._teleop is not None:
             if now - self._teleop.time > cfg.teleop_timeout:
@@ -761,6 +798,10 @@ class SafetyController:
                 following = True
             else:
                 code, reason = problem
+                if backing_off:
+                    self._record("contact_backoff", f"back-off stopped: {reason}; holding", now)
+                    self._backoff = None
+                    backing_off = False
                 if self._intervention != code:
                     self._intervention, self._intervention_reason = code, reason
                     # debounced: creeping along a boundary alternates accept/stop every few cycles
@@ -774,7 +815,14 @@ class SafetyController:
         if not following:
             self._preview = self._step_stop(now)
         moving = not self._cmd.is_at_rest(1e-6)
-        self._update_state(following, moving, stop_code, stop_reason, now)
+        if backing_off and following and not moving and float(np.max(np.abs(self._cmd.position - self._backoff))) < 1e-4:
+            self._record("contact_backoff", "back-off done: holding clear of the contact", now)
+            self._backoff = None
+        if self.config.contact_backoff > 0:
+            self._history.append((now, self._cmd.position.copy()))
+            while self._history and self._history[0][0] < now - self.config.contact_backoff - 0.2:
+                self._history.popleft()
+        self._update_state(following and not backing_off, moving, stop_code, stop_reason, now)
 
         gripper_cmd = None
         if self.gripper is not None:
@@ -801,6 +849,9 @@ class SafetyController:
                 self._message = "holding at the end of the chunk, waiting for the next one"
             if self._singularity and self._mode == "teleop_twist":
                 self._message += f" — {self._servo_scale:.0%} speed near a singularity"
+        elif moving and self._backoff is not None:
+            self._state = SafetyState.STOPPING
+            self._message = "contact stop: backing off along the commanded path"
         elif moving:
             self._state = SafetyState.STOPPING
             self._message = f"stopping: {reason or code}"
