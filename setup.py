@@ -41,7 +41,7 @@ setup(
     version="0.1.0",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={PACKAGE: ["py.typed", "policy_checkpoints/*/*"]},
+    package_data={PACKAGE: ["py.typed", "policy_checkpoints/*/*", "core/grounding/data/*.npz"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         (os.path.join("share", PACKAGE), ["package.xml"]),

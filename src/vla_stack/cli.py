@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     grounding_cli.add_eval_arguments(evalg)
     evalg.set_defaults(func=grounding_cli.eval_main)
 
+    from vla_stack.core.grounding import train_metric
+
+    trainm = sub.add_parser(
+        "train-grounding-metric", help="fit the offline appearance descriptor's metric on simulated look-alike scenes (~10 min)",
+        description=train_metric.__doc__.strip().splitlines()[0] if train_metric.__doc__ else None,
+    )
+    train_metric.add_train_arguments(trainm)
+    trainm.set_defaults(func=train_metric.train_main)
+
     from vla_stack.core.policy import cli as policy_cli
 
     train = sub.add_parser("train-expert", help="generate scripted demonstrations in simulation and train the flow-matching action expert")

@@ -5,6 +5,8 @@
 - a malformed chunk is rejected and logged while the motion continues;
 - e-stop stops the arm, reset is refused while the e-stop is pressed, and after release +
   reset new chunks move the arm again;
+- a wrist-force spike over the contact limit stops the arm and backs it off along its
+  commanded path, then chunks move it again;
 - killing the chunk publisher (SIGKILL of a separate process) mid-motion ends in a
   controlled hold (watchdog).
 """
@@ -262,6 +264,46 @@ def test_killing_the_chunk_publisher_ends_in_a_controlled_hold(start_node, ros_n
     finally:
         if publisher.poll() is None:
             publisher.kill()
+
+
+def test_contact_stop_backs_off_then_chunks_move_the_arm_again(start_node, ros_node):
+    """A wrist-force spike over the contact limit mid-motion: the node stops the arm, retraces the
+    commanded path to where it was contact_backoff (1 s) earlier, rejecting chunks meanwhile, then
+    follows chunks again."""
+    from geometry_msgs.msg import WrenchStamped
+
+    sim, safety, h = start_stack(start_node, ros_node)
+    wrench_pub = ros_node.publisher(itf.WRENCH.name, WrenchStamped, itf.WRENCH.pub_qos)
+    t0, q_start, _ = h.last_state()
+    h.stream(2.5, t0, q_start)
+    assert h.last_status()["state"] == "ACTIVE", h.diag()
+    t_trip, q_trip, _ = h.last_state()
+    with ros_node.lock:
+        history = [(stamp_to_seconds(m.header.stamp), np.array(m.position[:7])) for m in h.states]
+    # where it was about 1 s before the stop (the spike arrives a little after t_trip)
+    window = [q for t, q in history if t_trip - 1.1 <= t <= t_trip - 0.7]
+    assert window and min(float(np.max(np.abs(q - q_trip))) for q in window) > 0.05, "nothing to back off along"
+    spike = WrenchStamped()
+    spike.header.stamp = h.states[-1].header.stamp
+    spike.header.frame_id = "panda_hand"
+    spike.wrench.force.z = 95.0  # the simulator's own readings (~0 N) follow at once: the latch releases
+    deadline = time.monotonic() + 10.0
+    while h.count("contact_force") < 1 and time.monotonic() < deadline:
+        wrench_pub.publish(spike)
+        time.sleep(0.1)
+    assert h.count("contact_force") >= 1, h.diag()
+    n_trip = len(h.states)
+    h.stream(3.0, t0, q_start)  # the policy keeps sending chunks: rejected until the back-off is done
+    with ros_node.lock:
+        after = [np.array(m.position[:7]) for m in h.states[n_trip:]]
+    closest = min(float(np.max(np.abs(q - w))) for q in after for w in window)
+    assert closest < 0.01, (f"the arm came no closer than {closest:.3f} rad to its poses ~1 s before the stop", h.diag())
+    assert safety.wait_for_output("backing off to the commanded pose", timeout=5), safety.text()[-2000:]
+    assert safety.wait_for_output("back-off done", timeout=10), safety.text()[-2000:]
+    assert ros_node.wait_until(lambda: h.count("contact_backoff") >= 2, timeout=10), h.diag()
+    h.stream(1.0, t0, q_start)
+    assert h.last_status()["state"] == "ACTIVE", h.diag()  # following chunks again
+    assert sim.alive() and safety.alive()
 
 
 def test_forward_position_interface_streams_positions_the_sim_follows(start_node, ros_node):

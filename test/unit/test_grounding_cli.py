@@ -92,3 +92,32 @@ def test_eval_grounding_smoke(tmp_path, capsys, sim_ok):
     assert s["latency_s"]["detection"]["n"] == 2
     assert "targets_met" in res and "calibration" in res
     assert "correct instance" in capsys.readouterr().out
+
+
+def test_train_grounding_metric_collects_labelled_views_and_writes_a_usable_projection(tmp_path, capsys, sim_ok):
+    from vla_stack.core.grounding import train_metric
+    from vla_stack.core.grounding.embedders import AppearanceEmbedder
+    from vla_stack.core.grounding.metric import MetricProjection
+
+    part = train_metric.scene_features(2000)
+    n_mugs = len(np.unique(part["instance"]))
+    assert n_mugs >= 2 and part["features"].shape == (len(part["instance"]), AppearanceEmbedder(projection="none").feature_dim)
+    for ident in np.unique(part["instance"]):  # 5 studio references and (here) one scene crop per mug
+        sel = part["instance"] == ident
+        assert int(np.count_nonzero(sel & part["is_reference"])) == 5
+        assert int(np.count_nonzero(sel & ~part["is_reference"])) <= 1
+    assert part["is_mine"].any() and not part["is_mine"].all()
+
+    out, cache = tmp_path / "metric.npz", tmp_path / "features.npz"
+    argv = ["--seeds", "2000:2002", "--dim", "4", "--workers", "1", "--cache", str(cache), "--out", str(out)]
+    args = parse(train_metric.add_train_arguments, argv)
+    assert train_metric.train_main(args) == 0
+    assert "collected" in capsys.readouterr().out and cache.is_file()
+    assert train_metric.train_main(args) == 0  # second run: features from the cache
+    assert "features of 2 scene(s) from" in capsys.readouterr().out
+    proj = MetricProjection.load(out)
+    assert proj.output_dim == 4 and "2000:2002" in proj.info
+    emb = AppearanceEmbedder(projection=str(out))
+    assert emb.dim == 4
+    bad = parse(train_metric.add_train_arguments, ["--seeds", "5:2", "--out", str(out)])
+    assert train_metric.train_main(bad) == 2

@@ -199,6 +199,20 @@ def test_calibrate_decision_bounds_false_accepts_and_uses_the_scene():
         calibrate_decision([], negatives)
 
 
+def test_calibrate_decision_grid_follows_the_embedders_score_scale():
+    """A learned metric scores far below raw cosine (here 0.2..0.6): the default grids come from the
+    scores themselves, so the rule still separates (a fixed 0.80..0.995 grid would accept nothing)."""
+    rng = np.random.default_rng(2)
+    positives, negatives = [], []
+    for _ in range(200):
+        others = list(rng.uniform(0.1, 0.35, rng.integers(1, 4)))
+        positives.append(([rng.uniform(0.45, 0.65), *others], 0))
+        negatives.append(others)
+    rule = calibrate_decision(positives, negatives, max_false_accept=0.01)
+    assert 0.35 <= rule["accept_threshold"] <= 0.45 + 1e-9
+    assert rule["correct_rate"] == 1.0 and rule["false_accept_rate"] <= 0.01
+
+
 def test_confident_threshold_defaults_and_validation():
     cfg = MatchConfig(accept_threshold=0.8, confident_threshold=None)
     assert cfg.confident_threshold == 0.8  # absolute rule only
