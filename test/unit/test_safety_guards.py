@@ -300,7 +300,7 @@ def test_contact_stop_backs_off_along_the_commanded_path_then_accepts_input():
     outs += run(c, t_trip + 0.3, 2.0)
     np.testing.assert_allclose(c.commanded.position, goal, atol=2e-3)  # back where it was 0.5 s before the trip
     assert c.state is SafetyState.HOLDING and np.all(c.commanded.velocity == 0)
-    assert c.log.last_code == "contact_backoff" and "back-off done" in c.log.last_reason
+    assert c.log.last_code == "contact_backoff_done" and "back-off done" in c.log.last_reason
     lim = c.limits
     v = np.array([o.arm.velocities for o in outs])
     a = np.array([o.arm.accelerations for o in outs])

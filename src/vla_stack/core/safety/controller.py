@@ -757,7 +757,7 @@ class SafetyController:
             traj = self.streamer.plan_to(self._cmd, self._backoff, np.zeros(self.n), 0.0)
             backing_off = traj is not None
             if traj is None:
-                self._record("contact_backoff", f"back-off planning failed ({self.streamer.last_error}): holding", now)
+                self._record("contact_backoff_stopped", f"back-off planning failed ({self.streamer.last_error}): holding", now)
                 self._backoff = None
         elif blocked is not None:
             stop_code, stop_reason = blocked
@@ -799,7 +799,7 @@ class SafetyController:
             else:
                 code, reason = problem
                 if backing_off:
-                    self._record("contact_backoff", f"back-off stopped: {reason}; holding", now)
+                    self._record("contact_backoff_stopped", f"back-off stopped: {reason}; holding", now)
                     self._backoff = None
                     backing_off = False
                 if self._intervention != code:
@@ -816,7 +816,7 @@ class SafetyController:
             self._preview = self._step_stop(now)
         moving = not self._cmd.is_at_rest(1e-6)
         if backing_off and following and not moving and float(np.max(np.abs(self._cmd.position - self._backoff))) < 1e-4:
-            self._record("contact_backoff", "back-off done: holding clear of the contact", now)
+            self._record("contact_backoff_done", "back-off done: holding clear of the contact", now)
             self._backoff = None
         if self.config.contact_backoff > 0:
             self._history.append((now, self._cmd.position.copy()))
