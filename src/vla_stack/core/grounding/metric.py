@@ -9,7 +9,7 @@ instance across views and which vary *between* instances, and compare in a space
 shrunk (Fisher LDA on the descriptor blocks, with shrinkage of the within-instance scatter).
 
 Training data (`vla-stack train-grounding-metric`, about 10 min on 2 cores): simulated scenes on
-seeds that neither the grounding evaluation (test 1000+, calibration 0-159) nor the demo (0-19) use;
+seeds that neither the grounding evaluation (test 1000+, calibration 0-299) nor the demo (0-19) use;
 for *every* mug of a scene, its studio reference renders (as enrolment takes them) and its crop as
 the depth detector proposes it in the scene camera, labelled by IoU with the mug's segmentation.
 

@@ -1,7 +1,7 @@
 """`vla-stack train-grounding-metric`: fit the appearance descriptor's metric (see `metric`) on simulated scenes.
 
-For each scene seed (default 2000-2399: disjoint from the grounding evaluation's test seeds 1000+,
-its calibration seeds 0-159 and the demo's 0-19) and *every* mug in it: the appearance features of
+For each scene seed (default 2000-2799: disjoint from the grounding evaluation's test seeds 1000+,
+its calibration seeds 0-299 and the demo's 0-19) and *every* mug in it: the appearance features of
 its studio reference renders (as `vla-stack enroll --from-sim` takes them) and of the depth
 detector's proposal that covers it in the scene camera (IoU >= 0.5 with the mug's segmentation),
 under the evaluation's camera and lighting jitter. The instance id is the label; LDA (shrunk
@@ -118,11 +118,6 @@ def _load_cache(path: Path, layout: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _cached_seeds(path: Path, layout: str) -> set[int]:
-    c = _load_cache(path, layout)
-    return set() if c is None else {int(s) for s in c["seed_list"]}
-
-
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from vla_stack.core.grounding.metric import DEFAULT_PROJECTION
 
@@ -150,17 +145,18 @@ def train_main(args: argparse.Namespace) -> int:
         print(f"vla-stack train-grounding-metric: --seeds must be A:B with 0 <= A < B, got {args.seeds!r}", file=sys.stderr)
         return 2
     seeds = range(a, b)
-    if set(seeds) & (set(range(0, 160)) | set(range(1000, 1100))):
+    if set(seeds) & (set(range(0, 300)) | set(range(1000, 1100))):
         print("vla-stack train-grounding-metric: warning: these seeds overlap the grounding evaluation's "
-              "calibration (0-159) or test (1000-1099) seeds; its figures would then be optimistic", file=sys.stderr)
+              "calibration (0-299) or test (1000-1099) seeds; its figures would then be optimistic", file=sys.stderr)
     layout = AppearanceEmbedder(projection="none").layout
-    cached = _load_cache(args.cache, layout) if args.cache else None
+    whole = _load_cache(args.cache, layout) if args.cache else None  # read once; rewritten below with new scenes
     keys = ("features", "instance", "is_reference", "is_mine")
     have: set[int] = set()
-    if cached is not None:
-        have = {int(s) for s in cached["seed_list"] if s in seeds}
-        keep = np.isin(cached["instance"] // 16, list(have))
-        cached = {k: cached[k][keep] for k in keys}
+    cached = None
+    if whole is not None:
+        have = {int(s) for s in whole["seed_list"] if s in seeds}
+        keep = np.isin(whole["instance"] // 16, list(have))
+        cached = {k: whole[k][keep] for k in keys}
         print(f"features of {len(have)} scene(s) from {args.cache}")
     missing = [s for s in seeds if s not in have]
     parts = [cached] if cached is not None and have else []
@@ -172,13 +168,11 @@ def train_main(args: argparse.Namespace) -> int:
         parts.append(fresh)
     data = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     if missing and args.cache:
-        all_seeds = sorted(have | set(missing) | _cached_seeds(args.cache, layout))
-        old = _load_cache(args.cache, layout)
-        if old is not None:  # keep other seeds already in the cache
-            other = ~np.isin(old["instance"] // 16, list(seeds))
-            data_all = {k: np.concatenate([old[k][other], data[k]]) for k in keys}
-        else:
-            data_all = data
+        data_all, all_seeds = data, sorted(have | set(missing))
+        if whole is not None:  # keep the other scenes already in the cache
+            other = ~np.isin(whole["instance"] // 16, list(seeds))
+            data_all = {k: np.concatenate([whole[k][other], data[k]]) for k in keys}
+            all_seeds = sorted(set(all_seeds) | {int(s) for s in whole["seed_list"]})
         args.cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(args.cache, layout=np.array(layout), seed_list=np.asarray(all_seeds, np.int64), **data_all)
     n_inst = len(np.unique(data["instance"]))
