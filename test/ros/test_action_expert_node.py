@@ -53,7 +53,7 @@ class Grounding:
         status = itf.status("action_expert")
         self.status = ros_node.subscribe(status.name, DiagnosticArray, status.sub_qos)
         self.pub = ros_node.publisher(itf.GROUNDING_TARGET.name, PoseStamped, itf.GROUNDING_TARGET.pub_qos)
-        self.model = RobotModel.panda()
+        self.model = RobotModel.for_robot()
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         with self.node.lock:

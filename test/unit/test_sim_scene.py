@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vla_stack.core.robot_profile import load_robot_profile
 from vla_stack.core.sim.config import SceneConfig
 from vla_stack.core.sim.mugs import MugGeometry, mug_mesh, procedural_appearances
 from vla_stack.core.sim.robot import SimRobot
@@ -44,7 +45,7 @@ def test_joint_names_as_on_a_real_panda():
     js = robot.joint_state()
     assert js.names == PANDA_JOINTS
     assert js.velocities is not None and js.efforts is not None
-    np.testing.assert_allclose(js.positions[:7], SceneConfig().initial_joint_positions, atol=1e-6)
+    np.testing.assert_allclose(js.positions[:7], load_robot_profile("panda").ready_pose, atol=1e-6)
     assert robot.gripper_width() == pytest.approx(0.08, abs=1e-3)
 
 

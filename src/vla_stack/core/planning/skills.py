@@ -5,7 +5,7 @@ executes the current subtask; the planner monitors it and moves on. On the wire 
 the JSON text of `Subtask.to_json()` on `planner/subtask` (std_msgs/String, latched)::
 
     {"skill": "pick", "arguments": {"object": "red-highlighted cup", "position": [0.52, 0.08, 0.045],
-     "frame_id": "panda_link0"}, "index": 0, "status": "active", "plan_size": 2, "attempt": 1,
+     "frame_id": "base_link"}, "index": 0, "status": "active", "plan_size": 2, "attempt": 1,
      "plan_id": 3, "description": "pick up the red-highlighted cup",
      "instruction": "bring the red-highlighted cup to the tray", "reason": ""}
 

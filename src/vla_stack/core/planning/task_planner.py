@@ -55,6 +55,7 @@ from vla_stack.core.planning.text import (
     classify_interjection,
     rewrite_matches,
 )
+from vla_stack.core.robot_profile import RobotProfile
 from vla_stack.core.types import JointState, Pose, Wrench
 
 PlannerState = Literal["idle", "grounding", "planning", "executing", "done", "failed", "rejected", "cancelled"]
@@ -152,7 +153,7 @@ class ExclusionRequest:
     Published as JSON on `grounding/exclude` (latched): each message replaces the previous
     set; an empty `exclusions` list clears it (sent when a new task starts)::
 
-        {"exclusions": [{"position": [0.52, 0.08, 0.045], "radius": 0.05}], "frame_id": "panda_link0",
+        {"exclusions": [{"position": [0.52, 0.08, 0.045], "radius": 0.05}], "frame_id": "base_link",
          "object": "red-highlighted cup", "instruction": "bring ...", "stamp": 12.5, "reason": "user: not that one"}
 
     Grounding should drop candidate instances whose 3D grasp point lies within `radius` (m)
@@ -204,6 +205,7 @@ class TaskPlanner:
         backend: planner backend (offline, vlm, ...).
         config: state-machine settings.
         monitor_config: progress-monitor thresholds.
+        profile: the robot (`RobotProfile`; None = the default profile).
         clock: returns the current time in s (ROS/sim time in the node, a fake in tests).
         logger: object with info/warning/error(str) (Python logging or an rclpy logger).
     """
@@ -215,6 +217,7 @@ class TaskPlanner:
         monitor_config: MonitorConfig | None = None,
         clock: Callable[[], float] | None = None,
         logger: Any = None,
+        profile: RobotProfile | None = None,
     ) -> None:
         self.backend = backend
         self.config = config or TaskPlannerConfig()
@@ -222,7 +225,7 @@ class TaskPlanner:
         self.clock = clock or time.monotonic
         self.log = logger or logging.getLogger(__name__)
         self._lock = threading.RLock()
-        self.world = WorldModel(self.monitor_config)
+        self.world = WorldModel(self.monitor_config, profile)
         self.monitor = SubtaskMonitor(self.monitor_config)
         self.monitor.uses_grounding = self.config.use_grounding
         self.state: PlannerState = "idle"
