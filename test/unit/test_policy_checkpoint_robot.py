@@ -9,7 +9,12 @@ import pytest
 import yaml
 
 from vla_stack.core.policy.backends.builtin import BuiltinExpertPolicy
-from vla_stack.core.policy.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, robot_metadata
+from vla_stack.core.policy.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    CheckpointError,
+    load_checkpoint,
+    robot_metadata,
+)
 from vla_stack.core.robot_profile import load_robot_profile
 
 

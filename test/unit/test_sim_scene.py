@@ -142,3 +142,21 @@ def test_config_fields_have_help():
 
     for f in fields(SceneConfig):
         assert f.metadata.get("help"), f"SceneConfig.{f.name} has no help text"
+
+
+@pytest.mark.parametrize("robot", ["ur5e", "so101"])
+def test_a_robot_without_simulation_assets_is_refused_by_name(robot):
+    with pytest.raises(ValueError, match=rf"robot '{robot}' cannot be simulated.*robots with assets: \['panda'\]"):
+        SimRobot(SceneConfig(robot=robot))
+
+
+def test_sim_names_come_from_the_robot_profile():
+    profile = load_robot_profile("panda")
+    robot = SimRobot(SceneConfig(seed=1))
+    try:
+        assert robot.profile is profile and robot.arm_joint_names == profile.joints
+        assert robot.finger_joint_names == profile.gripper.joints
+        assert robot.tcp_pose().frame_id == profile.base_frame and robot.wrench().frame_id == profile.hand_frame
+        assert robot.config.initial_joint_positions == profile.ready_pose
+    finally:
+        robot.close()

@@ -182,7 +182,10 @@ class SimNode(Node):
             log.error(f"parameter depth_encoding={self.depth_encoding!r} rejected (use 32FC1 or 16UC1); using 32FC1")
             self.depth_encoding = "32FC1"
 
-        self.robot = SimRobot(self.scene_config)
+        try:
+            self.robot = SimRobot(self.scene_config)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"sim_node: cannot simulate robot '{self.scene_config.robot}': {exc}") from exc
         self.rejected = 0
         self._stop = threading.Event()
         self._js_meter, self._cam_meter, self._achieved_rtf = _RateMeter(), _RateMeter(), 0.0

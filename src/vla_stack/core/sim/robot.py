@@ -25,6 +25,7 @@ from vla_stack.core.sim import scene as scene_mod
 from vla_stack.core.sim.config import MAX_GRIPPER_FORCE_N, SceneConfig
 from vla_stack.core.sim.reference_views import render_mug_views, render_mug_views_with_masks
 from vla_stack.core.sim.rendering import CameraRenderer
+from vla_stack.core.sim.robots import sim_assets
 from vla_stack.core.sim.tactile import TactilePadSpec, read_pad
 from vla_stack.core.sim.trajectory import JointTrajectoryFollower
 from vla_stack.core.types import ActionChunk, CameraIntrinsics, JointState, Pose, TactileReading, Wrench
@@ -68,6 +69,7 @@ class SimRobot:
     # ---- construction / reset ---------------------------------------------------------------
     def _build(self, config: SceneConfig) -> None:
         profile: RobotProfile = load_robot_profile(config.robot)
+        sim_assets(profile)  # a robot that cannot be simulated fails here, with the reason
         config = config.for_profile(profile)
         self.config = config
         self.profile = profile
