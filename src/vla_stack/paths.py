@@ -44,9 +44,14 @@ def config_path(*parts: str) -> Path:
 
 
 def data_home() -> Path:
-    """Writable directory for generated artefacts (rendered references, datasets, outputs)."""
+    """The user's writable data directory (created when missing): enrolled personal objects, model cache.
+
+    `$VLA_STACK_HOME` (set by `vla-stack --data-dir DIR` for the command and the nodes it starts),
+    else `~/.vla_stack`. Never inside the installation: `share/vla_stack` (config/) is read-only
+    data that a rebuild or reinstall replaces.
+    """
     import os
 
-    base = Path(os.environ.get("VLA_STACK_HOME", Path.home() / ".vla_stack"))
+    base = Path(os.environ.get("VLA_STACK_HOME") or Path.home() / ".vla_stack").expanduser()
     base.mkdir(parents=True, exist_ok=True)
     return base
