@@ -43,8 +43,9 @@ def config_path(*parts: str) -> Path:
     return share_dir().joinpath("config", *parts)
 
 
-def data_home() -> Path:
-    """The user's writable data directory (created when missing): enrolled personal objects, model cache.
+def data_home(create: bool = True) -> Path:
+    """The user's writable data directory (created when missing, unless `create` is False): enrolled
+    personal objects, model cache.
 
     `$VLA_STACK_HOME` (set by `vla-stack --data-dir DIR` for the command and the nodes it starts),
     else `~/.vla_stack`. Never inside the installation: `share/vla_stack` (config/) is read-only
@@ -53,5 +54,6 @@ def data_home() -> Path:
     import os
 
     base = Path(os.environ.get("VLA_STACK_HOME") or Path.home() / ".vla_stack").expanduser()
-    base.mkdir(parents=True, exist_ok=True)
+    if create:
+        base.mkdir(parents=True, exist_ok=True)
     return base

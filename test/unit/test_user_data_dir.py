@@ -82,6 +82,8 @@ def test_user_memory_wins_and_old_location_is_read_with_a_warning(installed, tmp
     memory = PersonalObjectMemory()
     assert memory.root == default_root() == home / "personal_objects"
     assert memory.names() == ["old_mug"]
+    # reopening the default root (grounding's reload after an enrolment) keeps the read-only fallback
+    assert PersonalObjectMemory(memory.root).read_only_roots == (share / "config" / "personal_objects",)
     with caplog.at_level(logging.WARNING, logger="vla_stack.core.grounding.memory"):
         obj = memory.get("old_mug")
     assert obj.directory == old_dir and obj.source == "before issue 12"

@@ -17,7 +17,7 @@ def spin_node(factory: Callable[[], Node], args: list[str] | None = None) -> int
     Calls the node's `stop()` first when it has one (threads, devices). Uses try/finally with
     `rclpy.try_shutdown()` (the `with rclpy.init()` form fails on Jazzy). Returns 0.
     Real-time priority asked for by the profile (`VLA_STACK_RT_PRIORITY`) is applied first, before
-    any thread exists, or a warning says why not.
+    rclpy starts its threads, or a warning says why not.
     """
     apply_realtime_priority(argv=args)
     rclpy.init(args=args)

@@ -58,11 +58,11 @@ META_FILE = "object.json"
 FORMAT_VERSION = 1
 
 
-def default_root() -> Path:
+def default_root(create: bool = True) -> Path:
     """The user's personal-object memory: `<data dir>/personal_objects` (`vla_stack.paths.data_home`)."""
     from vla_stack.paths import data_home
 
-    return data_home() / "personal_objects"
+    return data_home(create) / "personal_objects"
 
 
 def installed_root() -> Path | None:
@@ -206,7 +206,7 @@ class PersonalObjectMemory:
     def __init__(self, root: str | Path | None = None, read_only_roots: Sequence[str | Path] | None = None) -> None:
         self.root = Path(root).expanduser() if root else default_root()
         if read_only_roots is None:
-            installed = installed_root() if self.root == default_root() else None
+            installed = installed_root() if self.root == default_root(create=False) else None
             read_only_roots = [installed] if installed is not None and installed.resolve() != self.root.resolve() else []
         self.read_only_roots = tuple(Path(r).expanduser() for r in read_only_roots)
         self._cache: dict[str, PersonalObject] = {}
