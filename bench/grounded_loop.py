@@ -45,11 +45,10 @@ _POLICY = None
 
 def grounding_config(path: Path, personal: bool):
     """GroundingConfig from the grounding node's YAML (flat and dotted `target.`/`matching.` keys)."""
-    import yaml
-
+    from vla_stack.bringup import node_parameters
     from vla_stack.core.grounding.pipeline import GroundingConfig
 
-    params = yaml.safe_load(path.read_text())["grounding_node"]["ros__parameters"]
+    params = node_parameters(path, "grounding_node")
     fields = GroundingConfig.__dataclass_fields__
     kwargs: dict = {}
     nested: dict[str, dict] = {}
@@ -66,13 +65,12 @@ def grounding_config(path: Path, personal: bool):
 
 def planner_for(task, path: Path):
     """TaskPlanner + offline backend configured from the planner node's YAML, on the task's sim clock."""
-    import yaml
-
+    from vla_stack.bringup import node_parameters
     from vla_stack.core.planning.backends.offline import OfflinePlanner, OfflinePlannerConfig
     from vla_stack.core.planning.monitor import MonitorConfig
     from vla_stack.core.planning.task_planner import TaskPlanner, TaskPlannerConfig
 
-    params = yaml.safe_load(path.read_text())["planner_node"]["ros__parameters"]
+    params = node_parameters(path, "planner_node")
 
     def section(cls, prefix: str = ""):
         fields = cls.__dataclass_fields__

@@ -11,6 +11,7 @@ subcommand that needs them, so `vla-stack --help` is instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run vision-language-action policies safely on ROS 2 robots (simulation included).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Docs: README.md. Every node is also runnable with `ros2 run vla_stack <node>` on a ROS 2 install.",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, metavar="DIR",
+        help="user data directory: enrolled personal objects, model cache (default: $VLA_STACK_HOME or ~/.vla_stack); "
+        "passed on to the nodes `up` and `demo` start",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -141,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vla-stack` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.data_dir is not None:  # one place for every command and every node process it starts
+        os.environ["VLA_STACK_HOME"] = str(args.data_dir.expanduser().resolve())
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

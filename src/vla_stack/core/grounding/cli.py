@@ -77,7 +77,8 @@ def add_enroll_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", action="append", type=Path, default=None,
                         help="object mask image per reference image, in order (repeatable; white = object)")
     parser.add_argument("--memory", type=Path, default=None,
-                        help="personal-object memory directory (default: config/personal_objects)")
+                        help="personal-object memory directory (default: <data dir>/personal_objects; "
+                             "data dir = vla-stack --data-dir, $VLA_STACK_HOME or ~/.vla_stack)")
     parser.add_argument("--embedder", default="appearance", help="embedder that computes the stored embeddings (default: appearance)")
     parser.add_argument("--overwrite", action="store_true", help="replace an object of the same name")
     parser.add_argument("--from-sim", type=int, default=None, metavar="SEED",
