@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     context = None
     status = 1
     try:
-        from vla_stack.ros.demo_runner import enroll_from_sim
+        from vla_stack.lab.demo_runner import enroll_from_sim
 
         mine, enrol_s = enroll_from_sim(args.seed, args.mugs, memory, None)
         log(f"enrolled {mine} of scene seed {args.seed} as my_mug in {enrol_s:.2f} s ({memory})")

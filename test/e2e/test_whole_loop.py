@@ -36,7 +36,7 @@ def stack(tmp_path_factory):
     import rclpy
     from rclpy.context import Context
 
-    from vla_stack.ros.demo_runner import StackObserver, start_stack
+    from vla_stack.lab.demo_runner import StackObserver, start_stack
 
     tmp = tmp_path_factory.mktemp("whole_loop")
     args = argparse.Namespace(seed=SEED, mugs=3, camera_rate=10.0, real_time_factor=0.5, objects=None,
@@ -56,7 +56,7 @@ def stack(tmp_path_factory):
 
 
 def new_episode(observer, args, tmp) -> str:
-    from vla_stack.ros.demo_runner import reset_episode
+    from vla_stack.lab.demo_runner import reset_episode
 
     mine, _ = reset_episode(observer, SEED, args.mugs, tmp / "personal_objects", None)
     return mine
@@ -69,7 +69,7 @@ def say(observer, text: str, feedback: bool = False) -> None:
 
 
 def wait(observer, predicate, timeout: float) -> bool:
-    from vla_stack.ros.demo_runner import observer_wait
+    from vla_stack.lab.demo_runner import observer_wait
 
     return observer_wait(observer, predicate, timeout)
 

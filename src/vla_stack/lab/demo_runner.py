@@ -252,10 +252,10 @@ def enroll_from_sim(seed: int, mugs: int, memory: Path, objects: Path | None) ->
 
     Returns (the simulator's name of that mug, seconds the enrolment itself took).
     """
-    from vla_stack.core.grounding.cli import sim_reference_views
     from vla_stack.core.grounding.embedders import AppearanceEmbedder
     from vla_stack.core.grounding.memory import PersonalObjectMemory
     from vla_stack.core.sim import SceneConfig, SimRobot
+    from vla_stack.lab.grounding.sim_scenes import sim_reference_views
 
     cfg = SceneConfig(seed=seed, num_mugs=mugs, texture_dir=str(objects) if objects else "")
     robot = SimRobot(cfg)
