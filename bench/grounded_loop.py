@@ -95,12 +95,12 @@ def _run(job: tuple) -> dict:
 
 
 def _episode(mode: str, seed: int, num_mugs: int, delay: int, max_time: float, views: int, tmp: Path) -> dict:
-    from vla_stack.core.grounding.cli import sim_reference_views
     from vla_stack.core.grounding.memory import PersonalObjectMemory
     from vla_stack.core.grounding.pipeline import GroundingPipeline
-    from vla_stack.core.policy.evaluation import run_episode
-    from vla_stack.core.policy.grounded_targets import GroundedTargets, GroundTruthTargets
-    from vla_stack.core.policy.simulation import SimPickPlace
+    from vla_stack.lab.grounding.sim_scenes import sim_reference_views
+    from vla_stack.lab.policy.evaluation import run_episode
+    from vla_stack.lab.policy.grounded_targets import GroundedTargets, GroundTruthTargets
+    from vla_stack.lab.policy.simulation import SimPickPlace
 
     t0 = time.perf_counter()
     task = SimPickPlace(seed, num_mugs=num_mugs, camera_size=(640, 480))

@@ -99,8 +99,8 @@ def make_controller(rate: float):
 
 def replay_boundaries(chunks: list[dict], rate: float) -> dict:
     """Part 2 and 3: controller vs naive on the same stream; per-cycle compute time of the core."""
-    from vla_stack.core.safety.replay import TimedInput, boundary_metrics, naive_position_stream, replay
     from vla_stack.core.types import ActionChunk
+    from vla_stack.lab.safety.replay import TimedInput, boundary_metrics, naive_position_stream, replay
 
     c = make_controller(rate)
     dt = c.dt

@@ -197,12 +197,16 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
     return Profile(path.stem, str(data.get("description", "")), tuple(nodes), env, path)
 
 
+LAB_NODE_EXECUTABLES = frozenset({"scripted_pick_node"})
+"""Node executables whose module lives in `vla_stack.lab` (as in setup.py's LAB_NODES), not `vla_stack.ros`."""
+
+
 def executable_path(executable: str) -> list[str]:
     """argv prefix that runs a node executable the way `ros2 run vla_stack <executable>` does.
 
     The console script next to the running interpreter (pip/venv install), then
     `<prefix>/lib/vla_stack/<executable>` (colcon install), then `python -m vla_stack.ros.<executable>`
-    (source checkout without install).
+    (source checkout without install; `vla_stack.lab.<executable>` for the lab's nodes).
     """
     bindir = Path(sys.executable).parent
     for candidate in (bindir / executable, Path(sys.prefix) / "lib" / PACKAGE / executable):
@@ -211,7 +215,8 @@ def executable_path(executable: str) -> list[str]:
     found = shutil.which(executable)
     if found:
         return [found]
-    return [sys.executable, "-m", f"{PACKAGE}.ros.{executable}"]
+    room = "lab" if executable in LAB_NODE_EXECUTABLES else "ros"
+    return [sys.executable, "-m", f"{PACKAGE}.{room}.{executable}"]
 
 
 def node_command(spec: NodeSpec, namespace: str = "", use_sim_time: bool | None = None) -> list[str]:

@@ -29,7 +29,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_stack.core.kinematics.robot_model import RobotModel
-from vla_stack.core.policy.simulation import grasp_and_place
+from vla_stack.lab.policy.simulation import grasp_and_place
 from vla_stack.paths import config_path
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import diagnostics_to_dict, seconds_to_stamp, stamp_to_seconds

@@ -22,7 +22,7 @@ incomparable vectors.
 Reference images may be whole photos: the object is cut out using a given mask, the alpha
 channel when present, or else a background model of the image border refined with GrabCut
 (object on a plain, contrasting background). Masks are the reliable way: the simulator's
-reference renders come with exact masks (see `vla_stack.core.grounding.cli`).
+reference renders come with exact masks (see `vla_stack.lab.grounding.sim_scenes`).
 """
 
 from __future__ import annotations
