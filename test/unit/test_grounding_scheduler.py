@@ -52,9 +52,8 @@ class ControlledDetector:
         return self.inner.detect(rgb, depth, intrinsics, categories)
 
 
-@pytest.fixture(scope="module")
-def memory(tmp_path_factory):
-    mem = PersonalObjectMemory(tmp_path_factory.mktemp("personal_objects"))
+def reference_views() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Four views of my mug from around it (rgb, mask)."""
     views, masks = [], []
     intr = default_intrinsics(160, 160, 40.0)
     for i in range(4):
@@ -64,6 +63,13 @@ def memory(tmp_path_factory):
                              table_half=(2, 2), seed=i)
         views.append(rgb)
         masks.append(lab == 2)
+    return views, masks
+
+
+@pytest.fixture(scope="module")
+def memory(tmp_path_factory):
+    mem = PersonalObjectMemory(tmp_path_factory.mktemp("personal_objects"))
+    views, masks = reference_views()
     mem.enroll("my_mug", views, "cup", AppearanceEmbedder(), masks=masks)
     return mem
 
@@ -82,6 +88,7 @@ def frame(images, stamp: float) -> GroundingFrame:
 
 
 def make(memory, detector, runner, **config) -> GroundingScheduler:
+    """One camera, no place point, status at most every 0.2 s of the test's clock."""
     # a lone candidate is accepted on its score alone: the synthetic mug must clear a low bar
     cfg = GroundingConfig(matching=MatchConfig(accept_threshold=0.5, confident_threshold=0.5), **config)
     pipe = GroundingPipeline(cfg, memory, detector=detector)
@@ -214,6 +221,28 @@ def test_a_memory_reload_withholds_the_verdict_until_the_next_detection(memory, 
     s.request_reload()
     u = s.on_frame(0, frame(scene[0], 0.4), now=0.4)  # reloaded: no verdict until a detection is adopted
     assert not u.verdict and u.status is None and u.result.status == "found"
+
+
+def test_run_time_enrolment_runs_in_the_worker_and_grounds_from_the_next_frame(tmp_path, scene):
+    import cv2
+
+    paths = []
+    for i, view in enumerate(reference_views()[0]):
+        paths.append(str(tmp_path / f"ref{i}.png"))
+        assert cv2.imwrite(paths[-1], view[..., ::-1])
+    det, runner = ControlledDetector(), SteppedRunner()
+    s = make(PersonalObjectMemory(tmp_path / "memory"), det, runner, redetect_every=0)
+    u = s.set_instruction(TASK, now=0.0)
+    assert u.status.status == "no_reference" and s.target_names == []  # "my cup" is not enrolled yet
+    s.enroll("my_mug", "cup", paths, [], False)
+    assert len(runner.jobs) == 1  # enrolment (embedding the references) runs in the worker
+    runner.run_next()
+    assert s.target_names == []  # the memory is reloaded in the frame thread, on the next frame
+    u = s.on_frame(0, frame(scene[0], 0.1), now=0.1)
+    assert s.target_names == ["my_mug"] and u.result is not None and len(runner.jobs) == 1
+    runner.run_all()
+    u = s.on_frame(0, frame(scene[0], 0.2), now=0.2)
+    assert u.adopted and u.result.status == "found", u.result.reason
 
 
 def test_status_rate_follows_the_callers_clock(memory, scene):
