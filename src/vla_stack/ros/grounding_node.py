@@ -58,7 +58,6 @@ from vla_stack.core.grounding.pipeline import (
     GroundingConfig,
     GroundingFrame,
     GroundingPipeline,
-    GroundingResult,
 )
 from vla_stack.core.grounding.places import PlaceConfig
 from vla_stack.core.grounding.prompting import HighlightStyle
@@ -148,7 +147,7 @@ class _Camera:
 
 
 class GroundingNode(Node):
-    """Thin ROS wrapper of `GroundingPipeline` (see the module docstring)."""
+    """Thin ROS wrapper of `GroundingScheduler` + `GroundingPipeline` (see the module docstring)."""
 
     def __init__(self, node_name: str = "grounding_node") -> None:
         super().__init__(node_name)
@@ -404,7 +403,7 @@ class GroundingNode(Node):
             return
         self._publish_images(cam, update.result.highlighted, update.result.mask, msg.header)
         if cam is self.cameras[0]:
-            self._publish_result(update.result, update)
+            self._publish_result(update)
 
     # ------------------------------------------------------------------ outputs
     def _publish_images(self, cam: _Camera, rgb: np.ndarray, mask: np.ndarray | None, header) -> None:
@@ -421,7 +420,10 @@ class GroundingNode(Node):
         if place is not None:
             self.place_pub.publish(pose_to_msg(place))
 
-    def _publish_result(self, result: GroundingResult, update: GroundingUpdate) -> None:
+    def _publish_result(self, update: GroundingUpdate) -> None:
+        """Primary camera: target, markers, and what the scheduler says is due (rewritten, place, status)."""
+        result = update.result
+        assert result is not None
         found = [o for o in result.objects if o.status == "found"]
         markers = []
         for o in found:
