@@ -26,9 +26,9 @@ from vla_stack.core.policy.observation_builder import (
     ObservationConfig,
     yaw_from_quaternion,
 )
-from vla_stack.core.policy.simulation import SimPickPlace
 from vla_stack.core.policy.types import Observation
 from vla_stack.core.robot_profile import load_robot_profile
+from vla_stack.lab.policy.simulation import SimPickPlace
 
 
 @dataclass

@@ -19,8 +19,8 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from vla_stack.core.kinematics.robot_model import RobotModel
-from vla_stack.core.policy.scripted_expert import PickPlaceConfig, PlanningError, ScriptedPickPlace, Segment
 from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
+from vla_stack.lab.policy.scripted_expert import PickPlaceConfig, PlanningError, ScriptedPickPlace, Segment
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
     MessageError,
