@@ -127,13 +127,13 @@ class PlannerNode(Node):
         self.publish_period = self._bounded(values, "publish_period", 0.05, 60.0, 1.0)
         step_period = self._bounded(values, "step_period", 0.01, 5.0, 0.1)
         self.backend = self._make_backend(values)
+        self._planner_configs = (planner_config, monitor_config)
         try:
             self.profile = load_robot_profile(str(values["robot"]))
+            self.planner = TaskPlanner(self.backend, planner_config, monitor_config, clock=lambda: ros_seconds(self),
+                                       logger=log, profile=self.profile)
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"planner_node: cannot load robot profile '{values['robot']}': {exc}") from exc
-        self._planner_configs = (planner_config, monitor_config)
-        self.planner = TaskPlanner(self.backend, planner_config, monitor_config, clock=lambda: ros_seconds(self), logger=log,
-                                   profile=self.profile)
+            raise SystemExit(f"planner_node: cannot use robot profile '{values['robot']}': {exc}") from exc
 
         def topic(key: str) -> str:
             return str(values[f"topics.{key}"])
