@@ -47,9 +47,6 @@ TCP_SITE = "tcp"
 GRIPPER_ACTUATOR = "gripper"
 GRIPPER_TENDON = "gripper_width"
 
-GRIPPER_KP = 2000.0  # N/m of opening error
-GRIPPER_KV = 200.0  # N·s/m: with a 40 N limit the fingers open/close at up to ~0.2 m/s
-
 # Table (top at z = 0) and tray, m.
 TABLE_HALF = (0.65, 0.75, 0.02)
 TABLE_CENTER_X = 0.35
@@ -59,10 +56,7 @@ TRAY_RIM = 0.025
 MUG_REGION_X = (0.38, 0.62)
 MUG_REGION_Y = (-0.20, 0.20)
 
-# Fingertip pads, in the finger body frame (m): inner face of the fingertip, protruding 1 mm.
-PAD_HALF = (0.0085, 0.0015, 0.009)  # x across the finger, y thickness, z along the finger
-PAD_CENTER_Z = 0.045
-PAD_PROTRUSION = 0.002
+# Fingertip pads (their geometry is the robot's: core/sim/robots/<robot>.py): contact stiffness.
 PAD_SOLREF = (0.004, 1.0)  # stiffer than the default (0.02): grasp forces go through the pads
 
 # Segmentation labels (render_segmentation); mugs get MUG_LABEL_BASE + index.
@@ -236,13 +230,13 @@ def build_scene(config: SceneConfig, profile: RobotProfile | None = None) -> Sce
     for side, body_name, sign in (("left", left_link, 1.0), ("right", right_link, -1.0)):
         finger = spec.body(body_name)
         # Inner face of the fingertip is y = 0 (left finger faces -y, right finger +y); the
-        # pad's contact surface sits PAD_PROTRUSION in front of it.
-        y = -sign * (PAD_PROTRUSION - PAD_HALF[1])
+        # pad's contact surface sits PAD_PROTRUSION (robot asset) in front of it.
+        y = -sign * (assets.PAD_PROTRUSION - assets.PAD_HALF[1])
         finger.add_geom(
             name=f"{side}_pad",
             type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=list(PAD_HALF),
-            pos=[0.0, y, PAD_CENTER_Z],
+            size=list(assets.PAD_HALF),
+            pos=[0.0, y, assets.PAD_CENTER_Z],
             material=pad_mat.name,
             friction=[1.2, 0.01, 0.0002],
             condim=4,
@@ -255,7 +249,7 @@ def build_scene(config: SceneConfig, profile: RobotProfile | None = None) -> Sce
         rot = np.stack([sign * np.array([1.0, 0, 0]), np.array([0, 0, -1.0]), sign * np.array([0, 1.0, 0])], axis=1)
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, rot.ravel())
-        finger.add_site(name=f"{side}_pad", pos=[0.0, -sign * PAD_PROTRUSION, PAD_CENTER_Z],
+        finger.add_site(name=f"{side}_pad", pos=[0.0, -sign * assets.PAD_PROTRUSION, assets.PAD_CENTER_Z],
                         quat=quat.tolist(), size=[0.002, 0, 0])
     spec.add_sensor(name="ft_force", type=mujoco.mjtSensor.mjSENS_FORCE, objtype=mujoco.mjtObj.mjOBJ_SITE, objname=FT_SITE)
     spec.add_sensor(name="ft_torque", type=mujoco.mjtSensor.mjSENS_TORQUE, objtype=mujoco.mjtObj.mjOBJ_SITE, objname=FT_SITE)
@@ -281,8 +275,8 @@ def build_scene(config: SceneConfig, profile: RobotProfile | None = None) -> Sce
     grip = spec.add_actuator(name=GRIPPER_ACTUATOR, target=GRIPPER_TENDON, trntype=mujoco.mjtTrn.mjTRN_TENDON)
     grip.gaintype = mujoco.mjtGain.mjGAIN_FIXED
     grip.biastype = mujoco.mjtBias.mjBIAS_AFFINE
-    grip.gainprm[0] = GRIPPER_KP
-    grip.biasprm[0:3] = [0.0, -GRIPPER_KP, -GRIPPER_KV]
+    grip.gainprm[0] = assets.GRIPPER_KP
+    grip.biasprm[0:3] = [0.0, -assets.GRIPPER_KP, -assets.GRIPPER_KV]
     grip.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
     grip.ctrlrange = [gripper.min_width, gripper.max_width]
     grip.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE

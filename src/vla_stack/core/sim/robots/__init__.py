@@ -9,7 +9,9 @@ A module defines:
     ARM_KP, ARM_KV: (n,) position gain (N·m/rad) and damping (N·m·s/rad) per arm joint;
     ARM_ARMATURE: rotor inertia reflected at each arm joint, kg·m²;
     FINGER_ARMATURE: the same for the finger joints;
-    DARK_LINKS: links drawn in the dark material (the rest are light).
+    DARK_LINKS: links drawn in the dark material (the rest are light);
+    GRIPPER_KP, GRIPPER_KV: gripper actuator gain (N/m) and damping (N·s/m) on the opening width;
+    PAD_HALF, PAD_CENTER_Z, PAD_PROTRUSION: fingertip tactile pad geometry in the finger body frame, m.
 """
 
 from __future__ import annotations

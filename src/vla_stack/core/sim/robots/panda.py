@@ -17,3 +17,18 @@ FINGER_ARMATURE = 0.01
 
 DARK_LINKS = ("panda_link7", "panda_hand", "panda_link0")
 """Links drawn dark grey (the rest white), as the real arm looks."""
+
+GRIPPER_KP = 2000.0
+"""Gripper actuator gain, N/m of opening-width error."""
+
+GRIPPER_KV = 200.0
+"""Gripper actuator damping, N·s/m (with a 40 N limit the fingers open/close at up to ~0.2 m/s)."""
+
+PAD_HALF = (0.0085, 0.0015, 0.009)
+"""Fingertip pad half sizes in the finger body frame, m: x across the finger, y thickness, z along it."""
+
+PAD_CENTER_Z = 0.045
+"""Pad centre along the finger (finger body z), m: the fingertip's inner face."""
+
+PAD_PROTRUSION = 0.002
+"""How far the pad's contact surface stands in front of the fingertip's inner face, m."""
