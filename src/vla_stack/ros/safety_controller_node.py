@@ -232,8 +232,9 @@ class SafetyControllerNode(Node):
         except (MessageError, ValueError) as exc:
             self._warn("chunk:malformed", f"rejected action chunk [malformed]: {exc}; the robot keeps its current motion")
             return
-        velocities = f["velocities"] if all(len(v) for v in f["velocities"]) and f["velocities"] else None
-        if not self.core.submit_trajectory(f["names"], f["times"], f["positions"], f["stamp"], now, velocities):
+        if f["velocity_note"]:
+            self._warn("chunk:velocities", f"action chunk: {f['velocity_note']}")
+        if not self.core.submit_trajectory(f["names"], f["times"], f["positions"], f["stamp"], now, f["velocities"]):
             self._rejected("action chunk", "the robot keeps its current motion")
 
     def on_joint_states(self, msg) -> None:

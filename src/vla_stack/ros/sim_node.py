@@ -285,8 +285,10 @@ class SimNode(Node):
                     first = np.array([row[n] for n in PANDA_ARM_JOINTS], dtype=np.float64)
                 if self._held_off("arm", first, self.robot.joint_state().positions[:7], HOLDOFF_ARM_TOLERANCE):
                     return
-            velocities = f["velocities"] if any(len(v) for v in f["velocities"]) else None
-            self.robot.command_trajectory_fields(f["names"], f["times"], f["positions"], velocities, f["stamp"])
+            if f["velocity_note"]:
+                self.get_logger().warning(f"JointTrajectory on {self.trajectory_topic}: {f['velocity_note']}",
+                                          throttle_duration_sec=1.0)
+            self.robot.command_trajectory_fields(f["names"], f["times"], f["positions"], f["velocities"], f["stamp"])
         except InvalidCommand as exc:
             self._reject("JointTrajectory", self.trajectory_topic, exc,
                          "ignored it, the previous trajectory continues")
