@@ -288,9 +288,11 @@ class LoopObserver:
             self.commands.append(rec)
 
     def _on_gt(self, msg) -> None:
+        from vla_stack.core.contracts import ContractError, parse_ground_truth
+
         try:
-            gt = json.loads(msg.data)
-        except json.JSONDecodeError:
+            gt = parse_ground_truth(msg.data).to_dict()
+        except ContractError:
             return
         held = any(m.get("in_gripper") for m in gt.get("mugs", []))
         with self.lock:

@@ -8,7 +8,6 @@ names the message field, so nodes can log "rejected: <reason>" and carry on.
 from __future__ import annotations
 
 import array
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -515,7 +514,7 @@ def numpy_to_float64_array(values: Iterable[float]) -> Float64MultiArray:
     return msg
 
 
-# ----------------------------------------------------------------------------- diagnostics / json
+# ----------------------------------------------------------------------------- diagnostics
 _LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR, "STALE": DiagnosticStatus.STALE}
 
 
@@ -544,11 +543,6 @@ def diagnostics_to_dict(msg: DiagnosticArray) -> dict[str, dict]:
         level = as_int(s.level)
         out[s.name] = {"level": names.get(level, str(level)), "message": s.message, "values": {kv.key: kv.value for kv in s.values}}
     return out
-
-
-def json_to_msg_text(obj: object) -> str:
-    """Serialise a JSON-able object for a std_msgs/String payload (compact, NaN refused)."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
 def object_markers(

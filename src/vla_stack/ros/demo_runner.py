@@ -36,6 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from vla_stack.bringup import ProcessGroup, load_profile, localhost_dds_environment
+from vla_stack.core.contracts import (
+    ContractError,
+    SimReset,
+    encode_sim_reset,
+    parse_ground_truth,
+    parse_subtask,
+)
 
 INSTRUCTION = "bring my cup to the tray"
 VIDEO_FPS = 10
@@ -159,8 +166,8 @@ class StackObserver:
 
     def _on_gt(self, msg) -> None:
         try:
-            gt = json.loads(msg.data)
-        except json.JSONDecodeError:
+            gt = parse_ground_truth(msg.data).to_dict()
+        except ContractError:
             return
         with self.lock:
             self.gt = gt
@@ -184,8 +191,8 @@ class StackObserver:
 
     def _on_subtask(self, msg) -> None:
         try:
-            data = json.loads(msg.data)
-        except json.JSONDecodeError:
+            data = asdict(parse_subtask(msg.data))
+        except ContractError:
             return
         with self.lock:
             self.subtask = data
@@ -437,7 +444,7 @@ def reset_episode(observer: StackObserver, seed: int, mugs: int, memory: Path, o
 
     mine, enrol_s = enroll_from_sim(seed, mugs, memory, objects)
     observer.reset()
-    observer.reset_pub.publish(String(data=json.dumps({"seed": seed, "num_mugs": mugs})))
+    observer.reset_pub.publish(String(data=encode_sim_reset(SimReset(seed=seed, num_mugs=mugs))))
     if not observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 30.0):
         raise RuntimeError("the simulator did not reset to the new scene within 30 s")
     for name in ("safety", "action_expert", "planner", "grounding"):

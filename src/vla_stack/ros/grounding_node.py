@@ -49,6 +49,7 @@ import numpy as np
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
+from vla_stack.core.contracts import ContractError, parse_enroll, parse_exclusion
 from vla_stack.core.grounding.embedders import EMBEDDERS
 from vla_stack.core.grounding.imageops import InvalidImage, resolve_color
 from vla_stack.core.grounding.matching import MatchConfig
@@ -66,7 +67,6 @@ from vla_stack.core.grounding.prompting import HighlightStyle
 from vla_stack.core.grounding.proposals import DETECTORS, DepthClusterDetector
 from vla_stack.core.grounding.segmenters import SEGMENTERS
 from vla_stack.core.grounding.target import TargetConfig
-from vla_stack.core.planning.task_planner import ExclusionRequest
 from vla_stack.core.types import CameraIntrinsics, Pose
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
@@ -355,7 +355,7 @@ class GroundingNode(Node):
 
     def _on_exclude(self, msg) -> None:
         try:
-            req = ExclusionRequest.from_json(msg.data)
+            req = parse_exclusion(msg.data)
         except ValueError as exc:
             self.get_logger().warning(f"grounding/exclude rejected: {exc}")
             return
@@ -381,15 +381,11 @@ class GroundingNode(Node):
 
     def _on_enroll(self, msg) -> None:
         try:
-            data = json.loads(msg.data)
-            name, category = str(data["name"]), str(data["category"])
-            images = [str(p) for p in data["images"]]
-            aliases = [str(a) for a in data.get("aliases", [])]
-            overwrite = bool(data.get("overwrite", False))
-        except (ValueError, KeyError, TypeError) as exc:
+            req = parse_enroll(msg.data)
+        except ContractError as exc:
             self.get_logger().warning(f"grounding/enroll rejected: {exc} (need JSON name, category, images)")
             return
-        self._jobs.put(("enroll", name, category, images, aliases, overwrite))
+        self._jobs.put(("enroll", req.name, req.category, list(req.images), list(req.aliases), req.overwrite))
 
     def _on_reset(self, request, response):
         """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""

@@ -10,7 +10,7 @@ Subscribes (names from `vla_stack.ros.interfaces`, each overridable as `topics.<
 - `grounding/prompted_image` (Image) only with the vlm backend and `vlm.use_image`.
 
 Publishes:
-- `planner/subtask` (String JSON, latched; `Subtask.to_json()`: skill, arguments, index, status, ...)
+- `planner/subtask` (String JSON, latched; `contracts.SubtaskMessage`: skill, arguments, index, status, ...)
   and `planner/latent` (Float32MultiArray, latched, 384 values: embedding of instruction +
   current subtask) every `publish_period` s and at once on every change;
 - `planner/status` (DiagnosticArray, name "planner") likewise: state, plan, subtask, events;
@@ -44,6 +44,7 @@ import numpy as np
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
+from vla_stack.core.contracts import encode_exclusion, encode_subtask
 from vla_stack.core.planning import (
     PLANNERS,
     MonitorConfig,
@@ -272,7 +273,7 @@ class PlannerNode(Node):
             self._published_version = -1
             cleared = old.exclusion_version != 0
         if cleared:  # tell grounding the exclusions are gone
-            self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
+            self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=encode_exclusion(self.planner.exclusion_request())))
         self._forget_task()
         self.get_logger().info("reset: task, plan, memory and exclusions forgotten")
         response.success = True
@@ -409,12 +410,12 @@ class PlannerNode(Node):
             self._published_version = version
             subtask = self.planner.current_subtask()
             if subtask is not None:
-                self.subtask_pub.publish(itf.PLANNER_SUBTASK.msg_type(data=subtask.to_json()))
+                self.subtask_pub.publish(itf.PLANNER_SUBTASK.msg_type(data=encode_subtask(subtask.to_message())))
             if force and self._latent is not None:
                 self.latent_pub.publish(numpy_to_float32_array(self._latent, ["latent"]))
             if self.planner.exclusion_version != self._published_exclusions:
                 self._published_exclusions = self.planner.exclusion_version
-                self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
+                self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=encode_exclusion(self.planner.exclusion_request())))
             self.status_pub.publish(self._status_msg())
             self._save_task()
 
