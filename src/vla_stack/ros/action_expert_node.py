@@ -43,7 +43,6 @@ from typing import Any
 
 from rclpy.node import Node
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.policy.backends import POLICIES
@@ -160,7 +159,7 @@ class ActionExpertNode(Node):
         self.chunk_pub = self.create_publisher(itf.ACTION_CHUNK.msg_type, str(p["topics.chunk"]), itf.ACTION_CHUNK.pub_qos)
         status = itf.status("action_expert")
         self.status_pub = self.create_publisher(status.msg_type, status.name, status.pub_qos)
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(itf.ACTION_EXPERT_RESET.srv_type, itf.ACTION_EXPERT_RESET.name, self._on_reset)
         self.create_timer(meta.control_period, self._tick)
         self.create_timer(float(p["status_period"]), self._publish_status)
         log.info(

@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 
 from vla_stack.core.contracts import ContractError, parse_enroll, parse_exclusion
 from vla_stack.core.grounding.embedders import EMBEDDERS
@@ -216,8 +215,8 @@ class GroundingNode(Node):
                                  lambda m: self._guard(self._on_exclude, m), itf.GROUNDING_EXCLUDE.sub_qos)
         self.create_subscription(itf.GROUNDING_ENROLL.msg_type, topic("enroll"),
                                  lambda m: self._guard(self._on_enroll, m), itf.GROUNDING_ENROLL.sub_qos)
-        self.create_service(Trigger, "~/reload_memory", self._on_reload)
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(itf.GROUNDING_RELOAD_MEMORY.srv_type, itf.GROUNDING_RELOAD_MEMORY.name, self._on_reload)
+        self.create_service(itf.GROUNDING_RESET.srv_type, itf.GROUNDING_RESET.name, self._on_reset)
 
         # ---- worker
         self._generation = 0

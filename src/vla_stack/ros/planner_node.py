@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 
 from vla_stack.core.contracts import encode_exclusion, encode_subtask
 from vla_stack.core.planning import (
@@ -175,7 +174,7 @@ class PlannerNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="planner-worker", daemon=True)
         self._worker.start()
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(itf.PLANNER_RESET.srv_type, itf.PLANNER_RESET.name, self._on_reset)
         self.resume_path = self._resume_path(str(values["resume_file"]))
         self.resume_window = self._bounded(values, "resume_window", 0.0, 86400.0, 120.0)
         self._saved_task = ""

@@ -49,7 +49,6 @@ import rclpy
 from geometry_msgs.msg import Point, Twist
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -147,7 +146,7 @@ class SafetyControllerNode(Node):
             self.cmd_vel_pub = self.create_publisher(itf.CMD_VEL.msg_type, itf.CMD_VEL.name, itf.CMD_VEL.pub_qos)
             sub(itf.CMD_VEL_IN, self.on_cmd_vel)
             sub(itf.SCAN, self.on_scan)
-        self.create_service(Trigger, "safety/reset", self.on_reset)
+        self.create_service(itf.SAFETY_RESET.srv_type, itf.SAFETY_RESET.name, self.on_reset)
 
         window = max(100, int(p["timing_window"]))
         # ring buffers, s: period error, wake-up latency, tick -> command published (wall, thread
