@@ -35,7 +35,6 @@ last chunk runs out and the safety controller holds the arm.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -46,9 +45,6 @@ from std_msgs.msg import String
 
 from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.policy.backends import POLICIES
-from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig
-from vla_stack.core.policy.backends.openpi import OpenPIConfig
-from vla_stack.core.policy.backends.openpi_protocol import KeyMap
 from vla_stack.core.policy.chunk_scheduler import SchedulerConfig
 from vla_stack.core.policy.observation_builder import InputRejected, ObservationBuilder, ObservationConfig
 from vla_stack.core.policy.realtime import RealTimeChunker
@@ -66,6 +62,8 @@ from vla_stack.ros.conversions import (
 )
 from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
+    backend_config_from_parameters,
+    backend_parameter_spec,
     config_from_parameters,
     dataclass_parameter_spec,
     declare_parameters,
@@ -73,7 +71,8 @@ from vla_stack.ros.params import (
 )
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
-    "backend": ("builtin", "policy backend: builtin (the shipped flow-matching expert) or openpi (remote server)"),
+    "backend": ("builtin", f"policy backend, one of {POLICIES.names()} (builtin: the shipped flow-matching expert; "
+                "openpi: a remote server); its settings are the <backend>.* parameters"),
     "max_observation_age": (0.5, "never publish a chunk computed from an observation older than this, s"),
     "use_images": (False, "subscribe the prompted image + instruction (needed by image/prompt backends such as openpi)"),
     "status_period": (0.5, "period of action_expert/status, s"),
@@ -89,24 +88,8 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "topics.chunk": (itf.ACTION_CHUNK.name, "output action chunks (JointTrajectory)"),
     **dataclass_parameter_spec(SchedulerConfig, prefix="scheduler."),
     **dataclass_parameter_spec(ObservationConfig, prefix="inputs."),
-    **dataclass_parameter_spec(BuiltinExpertConfig, prefix="builtin."),
-    **dataclass_parameter_spec(OpenPIConfig, skip=("keys",), prefix="openpi."),
-    **dataclass_parameter_spec(KeyMap, prefix="openpi.keys."),
+    **backend_parameter_spec(POLICIES),
 }
-# ROS parameters cannot be empty arrays of unknown type: declare the place point as doubles.
-NODE_PARAMETERS["inputs.place_position"] = ([0.0], "place point [x, y, z] in the base frame, m; one value = from the planner subtask")
-
-
-def _tuple_fields(cls: type, values: dict, prefix: str) -> dict:
-    """Convert list-valued parameters of tuple fields back to tuples (and [0.0] place = none)."""
-    out = dict(values)
-    for f in dataclasses.fields(cls):
-        key = prefix + f.name
-        if key in out and isinstance(out[key], list | tuple):
-            out[key] = tuple(out[key])
-    if prefix == "inputs." and len(out.get("inputs.place_position", ())) != 3:
-        out["inputs.place_position"] = ()
-    return out
 
 
 class ActionExpertNode(Node):
@@ -116,19 +99,15 @@ class ActionExpertNode(Node):
         super().__init__(node_name)
         log = self.get_logger()
         p = declare_parameters(self, NODE_PARAMETERS)
-        self.scheduler_config = config_from_parameters(SchedulerConfig, _tuple_fields(SchedulerConfig, p, "scheduler."), log, "scheduler.")
-        self.inputs_config = config_from_parameters(ObservationConfig, _tuple_fields(ObservationConfig, p, "inputs."), log, "inputs.")
+        self.scheduler_config = config_from_parameters(SchedulerConfig, p, log, "scheduler.")
+        self.inputs_config = config_from_parameters(ObservationConfig, p, log, "inputs.")
         self.builder = ObservationBuilder(self.inputs_config, hand_position=self._hand_model(log))
         backend = str(p["backend"])
+        if backend not in POLICIES:
+            log.error(f"backend '{backend}' unknown (known: {POLICIES.names()}); using builtin")
+            backend = "builtin"
         try:
-            if backend == "openpi":
-                keys = config_from_parameters(KeyMap, _tuple_fields(KeyMap, p, "openpi.keys."), log, "openpi.keys.")
-                base = config_from_parameters(OpenPIConfig, p, log, "openpi.")
-                self.policy = POLICIES.create("openpi", config=dataclasses.replace(base, keys=keys))
-            else:
-                if backend != "builtin":
-                    log.error(f"backend '{backend}' unknown (known: {POLICIES.names()}); using builtin")
-                self.policy = POLICIES.create("builtin", config=config_from_parameters(BuiltinExpertConfig, p, log, "builtin."))
+            self.policy = POLICIES.create(backend, config=backend_config_from_parameters(POLICIES, backend, p, log))
         except (PolicyError, ValueError, OSError) as exc:
             raise SystemExit(f"action_expert: cannot create the '{backend}' policy: {exc}") from exc
         self.max_observation_age = float(p["max_observation_age"])

@@ -93,9 +93,9 @@ STATUS_TOPIC = itf.status("grounding")
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "cameras": (["camera"], "camera namespaces: NS/color/image_raw, NS/aligned_depth_to_color/image_raw, "
                 "NS/color/camera_info; the first one publishes grounding/* and the 3D target"),
-    "camera_poses": ([0.0], "pose of each camera's optical frame in base_frame, 7 numbers per camera in `cameras` "
-                     "order (x y z qx qy qz qw, like static_transform_publisher); [0.0] = unknown: targets stay "
-                     "in the camera frame"),
+    "camera_poses": ([], "pose of each camera's optical frame in base_frame, 7 numbers per camera in `cameras` "
+                     "order (x y z qx qy qz qw, like static_transform_publisher); [] (or [0.0]) = unknown: targets "
+                     "stay in the camera frame"),
     "depth_sync_tolerance": (0.05, "use a depth frame only if its stamp is within this of the colour stamp, s"),
     "max_frame_age": (1.0, "drop colour frames older than this (node clock - stamp), s; 0 = no check"),
     "status_period": (0.2, "grounding/status at most this often, s (changes of status go out at once)"),
@@ -168,7 +168,7 @@ class GroundingNode(Node):
         detector = DETECTORS.create(config.detector, **config.detector_args)
         embedder = EMBEDDERS.create(config.embedder, **config.embedder_args)
         segmenter = SEGMENTERS.create(config.segmenter, **config.segmenter_args)
-        cams = [str(c).strip().strip("/") for c in (values["cameras"] or []) if str(c).strip()] or ["camera"]
+        cams = [str(c).strip().strip("/") for c in values["cameras"] if str(c).strip()] or ["camera"]
         poses = self._camera_poses(values["camera_poses"], cams)
         self.cameras: list[_Camera] = []
         for k, ns in enumerate(cams):
@@ -254,8 +254,7 @@ class GroundingNode(Node):
         base = config_from_parameters(GroundingConfig, values, log)
         matching = config_from_parameters(MatchConfig, values, log, prefix="matching.")
         target = config_from_parameters(TargetConfig, values, log, prefix="target.")
-        hv = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k.startswith("highlight.")}
-        highlight = config_from_parameters(HighlightStyle, hv, log, prefix="highlight.")
+        highlight = config_from_parameters(HighlightStyle, values, log, prefix="highlight.")
         try:
             return GroundingConfig(**{**{f: getattr(base, f) for f in base.__dataclass_fields__ if f not in _SKIP},
                                       **kwargs, "matching": matching, "target": target, "highlight": highlight})
@@ -264,7 +263,7 @@ class GroundingNode(Node):
             return GroundingConfig(matching=matching, target=target, highlight=highlight)
 
     def _camera_poses(self, flat: Any, cams: list[str]) -> list[Pose | None]:
-        vals = [float(v) for v in (flat or [])]
+        vals = [float(v) for v in flat]
         if len(vals) <= 1:
             return [None] * len(cams)
         out: list[Pose | None] = [None] * len(cams)

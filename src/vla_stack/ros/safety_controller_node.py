@@ -93,7 +93,7 @@ class SafetyControllerNode(Node):
         }
         values = declare_parameters(self, spec)
         for key in ("workspace_min", "workspace_max", "keep_out_boxes", "obstacle_boxes"):
-            values[key] = [float(v) for v in (values[key] or [])]  # an empty list arrives as None
+            values[key] = [float(v) for v in values[key]]
         base = config_from_parameters(BaseGateConfig, values, log, prefix="base.")
         cfg = config_from_parameters(SafetyControllerConfig, {k: values[k] for k in spec if "." not in k}, log)
         cfg = dataclasses.replace(cfg, base=base)
