@@ -18,12 +18,13 @@ NODES = [
     "camera_node",
     "tactile_node",
     "safety_controller_node",
-    "scripted_pick_node",
     "action_expert_node",
     "planner_node",
     "recorder_node",
     "grounding_node",
 ]
+# Nodes of the lab (evaluation baselines, never part of a robot's stack): same console scripts, module in vla_stack.lab.
+LAB_NODES = ["scripted_pick_node"]
 
 
 def tree(folder: str) -> list[tuple[str, list[str]]]:
@@ -56,6 +57,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [f"{n} = {PACKAGE}.ros.{n}:main" for n in NODES]
+        + [f"{n} = {PACKAGE}.lab.{n}:main" for n in LAB_NODES]
         + ["vla-stack = vla_stack.cli:main"],
     },
 )

@@ -3,7 +3,7 @@
 
 For every strategy (rtc, sync, naive_async, temporal_ensemble) and every injected inference
 delay (0, 2, 4, 8 control steps of 50 ms), runs the built-in expert closed loop on the same
-seeded scenes (`vla_stack.core.policy.evaluation.run_episode`: MuJoCo Panda, 3 look-alike mugs,
+seeded scenes (`vla_stack.lab.policy.evaluation.run_episode`: MuJoCo Panda, 3 look-alike mugs,
 ground-truth grasp/place targets standing in for grounding, no planner) and reports:
 
 - success rate (mug upright in the tray, released, gripper clear);
@@ -49,7 +49,7 @@ def _init(checkpoint: str) -> None:
 
 
 def _run(job: tuple[str, int, int, float]) -> dict:
-    from vla_stack.core.policy.evaluation import run_episode
+    from vla_stack.lab.policy.evaluation import run_episode
 
     strategy, delay, seed, max_time = job
     t0 = time.perf_counter()
@@ -72,7 +72,7 @@ def main() -> int:
 
     from _parallel import run_jobs
 
-    from vla_stack.core.policy.evaluation import EpisodeMetrics, summarize
+    from vla_stack.lab.policy.evaluation import EpisodeMetrics, summarize
 
     jobs = [(s, d, args.seed_base + i, args.max_time) for s in args.strategies for d in args.delays for i in range(args.scenes)]
     t0 = time.time()

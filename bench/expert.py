@@ -83,8 +83,8 @@ def main() -> int:
     from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig, BuiltinExpertPolicy
     from vla_stack.core.policy.checkpoint import DEFAULT_CHECKPOINT
     from vla_stack.core.policy.rtc import prefix_weights
-    from vla_stack.core.policy.simulation import SimPickPlace
     from vla_stack.core.policy.types import Guidance, chunk_to_actions
+    from vla_stack.lab.policy.simulation import SimPickPlace
 
     rss_imports = rss_mb()
     t0 = time.perf_counter()

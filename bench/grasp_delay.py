@@ -90,7 +90,7 @@ class SafetyActuator(DirectActuator):
 
 def episode(policy, seed: int, delay: int, safety: bool, max_time: float = 30.0) -> dict:
     """One lockstep episode (`run_episode`, rtc, ground-truth targets); see the module docstring."""
-    from vla_stack.core.policy.evaluation import run_episode
+    from vla_stack.lab.policy.evaluation import run_episode
 
     act = (SafetyActuator if safety else DirectActuator)(policy.metadata)
     res = run_episode(policy, seed, "rtc", delay, max_time=max_time, actuator=act)

@@ -45,11 +45,10 @@ _POLICY = None
 
 def grounding_config(path: Path, personal: bool):
     """GroundingConfig from the grounding node's YAML (flat and dotted `target.`/`matching.` keys)."""
-    import yaml
-
+    from vla_stack.bringup import node_parameters
     from vla_stack.core.grounding.pipeline import GroundingConfig
 
-    params = yaml.safe_load(path.read_text())["grounding_node"]["ros__parameters"]
+    params = node_parameters(path, "grounding_node")
     fields = GroundingConfig.__dataclass_fields__
     kwargs: dict = {}
     nested: dict[str, dict] = {}
@@ -66,13 +65,12 @@ def grounding_config(path: Path, personal: bool):
 
 def planner_for(task, path: Path):
     """TaskPlanner + offline backend configured from the planner node's YAML, on the task's sim clock."""
-    import yaml
-
+    from vla_stack.bringup import node_parameters
     from vla_stack.core.planning.backends.offline import OfflinePlanner, OfflinePlannerConfig
     from vla_stack.core.planning.monitor import MonitorConfig
     from vla_stack.core.planning.task_planner import TaskPlanner, TaskPlannerConfig
 
-    params = yaml.safe_load(path.read_text())["planner_node"]["ros__parameters"]
+    params = node_parameters(path, "planner_node")
 
     def section(cls, prefix: str = ""):
         fields = cls.__dataclass_fields__
@@ -97,12 +95,12 @@ def _run(job: tuple) -> dict:
 
 
 def _episode(mode: str, seed: int, num_mugs: int, delay: int, max_time: float, views: int, tmp: Path) -> dict:
-    from vla_stack.core.grounding.cli import sim_reference_views
     from vla_stack.core.grounding.memory import PersonalObjectMemory
     from vla_stack.core.grounding.pipeline import GroundingPipeline
-    from vla_stack.core.policy.evaluation import run_episode
-    from vla_stack.core.policy.grounded_targets import GroundedTargets, GroundTruthTargets
-    from vla_stack.core.policy.simulation import SimPickPlace
+    from vla_stack.lab.grounding.sim_scenes import sim_reference_views
+    from vla_stack.lab.policy.evaluation import run_episode
+    from vla_stack.lab.policy.grounded_targets import GroundedTargets, GroundTruthTargets
+    from vla_stack.lab.policy.simulation import SimPickPlace
 
     t0 = time.perf_counter()
     task = SimPickPlace(seed, num_mugs=num_mugs, camera_size=(640, 480))

@@ -76,11 +76,13 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from vla_stack.lab.demo_runner import EpisodeObserver, enroll_from_sim
+from vla_stack.ros.stack_client import StackNotReady
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INSTRUCTION = "bring my cup to the tray"
@@ -216,54 +218,31 @@ def _pcts(values, ndigits: int = 1) -> dict:
 
 
 # ----------------------------------------------------------------------------------- observer node
-class LoopObserver:
-    """rclpy node (sim time) that records receive times of targets, chunks and arm commands."""
+class LoopObserver(EpisodeObserver):
+    """The demo's stack client on sim time, also recording receive times of targets, chunks and arm commands."""
 
-    def __init__(self, context) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-        from std_msgs.msg import String
-        from std_srvs.srv import Trigger  # noqa: F401  (imported so a missing package fails early)
-
-        from vla_stack.ros import interfaces as itf
-
-        self.itf = itf
-        self.node = rclpy.create_node("vla_stack_bench_loop", context=context,
-                                      parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, True)])
-        self.lock = threading.Lock()
+    def __init__(self) -> None:
         self.targets: list[tuple[float, float, float]] = []  # (sim recv, wall recv, frame stamp)
-        self.chunks: list[tuple[float, float, float]] = []  # (sim recv, wall recv, observation stamp)
+        self.chunk_times: list[tuple[float, float, float]] = []  # (sim recv, wall recv, observation stamp)
         self.commands: list[tuple[float, float]] = []  # (sim recv, wall recv)
         self.holding: list[tuple[float, bool]] = []  # (sim time, a mug is in the gripper)
         self.latents: list[float] = []  # wall recv
-        self.gt: dict | None = None
-        self.status: dict[str, dict] = {}
         self.waiting: dict[str, int] = {}  # expert "waiting_for" reasons seen
+        super().__init__(node_name="vla_stack_bench_loop", watch_images=False, use_sim_time=True)
+
+    def _create_subscriptions(self) -> None:
+        from vla_stack.ros import interfaces as itf
+
+        super()._create_subscriptions()
         n = self.node
         n.create_subscription(itf.GROUNDING_TARGET.msg_type, itf.GROUNDING_TARGET.name, self._on_target,
                               itf.GROUNDING_TARGET.sub_qos)
-        n.create_subscription(itf.ACTION_CHUNK.msg_type, itf.ACTION_CHUNK.name, self._on_chunk, itf.ACTION_CHUNK.sub_qos)
+        n.create_subscription(itf.ACTION_CHUNK.msg_type, itf.ACTION_CHUNK.name, self._on_timed_chunk,
+                              itf.ACTION_CHUNK.sub_qos)
         n.create_subscription(itf.ARM_TRAJECTORY.msg_type, itf.ARM_TRAJECTORY.name, self._on_command,
                               itf.ARM_TRAJECTORY.sub_qos)
-        n.create_subscription(String, itf.GROUND_TRUTH.name, self._on_gt, itf.GROUND_TRUTH.sub_qos)
         n.create_subscription(itf.PLANNER_LATENT.msg_type, itf.PLANNER_LATENT.name,
                               lambda _m: self.latents.append(time.monotonic()), itf.PLANNER_LATENT.sub_qos)
-        for name, topic_node in (("planner", "planner"), ("grounding", "grounding"),
-                                 ("action_expert", "action_expert"), ("safety_controller", "safety")):
-            t = itf.status(topic_node)
-            n.create_subscription(t.msg_type, t.name, lambda m, k=name: self._on_status(k, m), t.sub_qos)
-        self.instruction_pub = n.create_publisher(String, itf.INSTRUCTION.name, itf.INSTRUCTION.pub_qos)
-        self.feedback_pub = n.create_publisher(String, itf.FEEDBACK.name, itf.FEEDBACK.pub_qos)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(n)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
 
     def sim_now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
@@ -275,12 +254,12 @@ class LoopObserver:
         with self.lock:
             self.targets.append(rec)
 
-    def _on_chunk(self, msg) -> None:
+    def _on_timed_chunk(self, msg) -> None:
         from vla_stack.ros.conversions import stamp_to_seconds
 
         rec = (self.sim_now(), time.monotonic(), stamp_to_seconds(msg.header.stamp))
         with self.lock:
-            self.chunks.append(rec)
+            self.chunk_times.append(rec)
 
     def _on_command(self, _msg) -> None:
         rec = (self.sim_now(), time.monotonic())
@@ -288,32 +267,23 @@ class LoopObserver:
             self.commands.append(rec)
 
     def _on_gt(self, msg) -> None:
-        from vla_stack.core.contracts import ContractError, parse_ground_truth
-
-        try:
-            gt = parse_ground_truth(msg.data).to_dict()
-        except ContractError:
+        super()._on_gt(msg)
+        gt = self.status().gt
+        if gt is None:
             return
         held = any(m.get("in_gripper") for m in gt.get("mugs", []))
         with self.lock:
-            self.gt = gt
             self.holding.append((float(gt.get("time", self.sim_now())), held))
 
     def _on_status(self, name: str, msg) -> None:
         from vla_stack.ros.conversions import diagnostics_to_dict
 
-        for report in diagnostics_to_dict(msg).values():
-            with self.lock:
-                self.status[name] = {"level": report["level"], "message": report["message"], **report["values"]}
-                if name == "action_expert":
-                    reason = report["values"].get("waiting_for", "") or "(producing)"
+        super()._on_status(name, msg)
+        if name == "action_expert":
+            for report in diagnostics_to_dict(msg).values():
+                reason = report["values"].get("waiting_for", "") or "(producing)"
+                with self.lock:
                     self.waiting[reason[:80]] = self.waiting.get(reason[:80], 0) + 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 # ----------------------------------------------------------------------------------- stack
@@ -360,9 +330,6 @@ class PlannerLog:
 
 def start_stack(obs: LoopObserver, args, memory: Path, log, sink: PlannerLog):
     """Start the sim profile with the bench overrides; wait (bounded) until every node reports."""
-    from vla_stack.bringup import ProcessGroup, load_profile
-
-    profile = load_profile("sim")
     overrides = {
         "sim_node": {"seed": args.seed, "num_mugs": args.mugs, "camera_rate": args.camera_rate,
                      "real_time_factor": args.real_time_factor},
@@ -370,37 +337,20 @@ def start_stack(obs: LoopObserver, args, memory: Path, log, sink: PlannerLog):
         "planner_node": {"use_grounding": False},
         "action_expert_node": {"inputs.follow_planner_status": False},
     }
-    nodes = tuple(replace(n, overrides={**n.overrides, **overrides.get(n.executable, {})}) for n in profile.nodes)
-    group = ProcessGroup(replace(profile, nodes=nodes), sink=sink)
-    group.start()
-    log(f"starting the stack: {', '.join(n.name for n in nodes)} (ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']})")
-    t0 = time.monotonic()
-    while True:
-        with obs.lock:
-            st = {k: dict(v) for k, v in obs.status.items()}
-            gt = obs.gt
-        ready = (gt is not None and st.get("planner", {}).get("model_ready") == "True"
-                 and "action_expert" in st and "safety_controller" in st
-                 and obs.instruction_pub.get_subscription_count() >= 2 and obs.feedback_pub.get_subscription_count() >= 1)
-        if ready:
-            break
-        dead = group.check()
-        if dead:
-            raise RuntimeError(f"{dead} exited during start-up (run with --verbose)")
-        if time.monotonic() - t0 > args.startup_timeout:
-            missing = [n for n in ("planner", "action_expert", "safety_controller", "grounding") if n not in st]
-            raise RuntimeError(f"stack not ready within {args.startup_timeout:.0f} s (no status from {missing or 'none'})")
-        time.sleep(0.1)
-    overrides_used = {k: v for k, v in overrides.items()}
-    log(f"stack up in {time.monotonic() - t0:.1f} s")
-    return group, overrides_used
+    group = obs.start_profile("sim", overrides, sink=sink)
+    log(f"starting the stack: {', '.join(p.spec.name for p in group.processes)} "
+        f"(ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']})")
+    try:
+        took = obs.wait_until_ready(args.startup_timeout, extra=lambda s: s.gt is not None)
+    except StackNotReady as exc:
+        raise RuntimeError(f"{exc} (run with --verbose)") from exc
+    log(f"stack up in {took:.1f} s")
+    return group, dict(overrides)
 
 
 def run_phase(obs: LoopObserver, group, kind: str, seconds: float, busy_rate: float, counter: list[int], log,
               sink: PlannerLog, label: str) -> dict:
     """One phase of `seconds` wall time; in 'busy' publish distinct instructions on task/feedback."""
-    from std_msgs.msg import String
-
     with sink.lock:
         sink.phase = label
 
@@ -413,7 +363,7 @@ def run_phase(obs: LoopObserver, group, kind: str, seconds: float, busy_rate: fl
     while time.monotonic() - w0 < seconds:
         now = time.monotonic()
         if kind == "busy" and now >= next_pub:
-            obs.feedback_pub.publish(String(data=busy_instruction(counter[0])))
+            obs.send_feedback(busy_instruction(counter[0]))
             counter[0] += 1
             sent += 1
             next_pub += 1.0 / busy_rate
@@ -426,10 +376,10 @@ def run_phase(obs: LoopObserver, group, kind: str, seconds: float, busy_rate: fl
     with sink.lock:
         sink.phase = label + " (after)"
     plans = sink.take(label)
+    st = obs.status().status
     with obs.lock:
-        st = {k: dict(v) for k, v in obs.status.items()}
         waiting = {k: v - waiting0.get(k, 0) for k, v in obs.waiting.items() if v - waiting0.get(k, 0) > 0}
-        n_chunks = sum(1 for c in obs.chunks if w0 <= c[1] < w1)
+        n_chunks = sum(1 for c in obs.chunk_times if w0 <= c[1] < w1)
         n_latents = sum(1 for t in obs.latents if w0 <= t < w1)
     wall, sim = w1 - w0, s1 - s0
     res = {
@@ -461,7 +411,7 @@ def latencies(obs: LoopObserver, phases: list[dict], max_target_age: float) -> d
     """Per-chunk camera -> chunk -> command latencies (see the module docstring), per phase kind."""
     with obs.lock:
         targets = np.array(obs.targets, dtype=float).reshape(-1, 3)
-        chunks = np.array(obs.chunks, dtype=float).reshape(-1, 3)
+        chunks = np.array(obs.chunk_times, dtype=float).reshape(-1, 3)
         cmds = np.array(obs.commands, dtype=float).reshape(-1, 2)
         holding = list(obs.holding)
     # sim -> wall map from every receive in this process (sim clock as this node saw it)
@@ -622,32 +572,22 @@ def main(argv: list[str] | None = None) -> int:
     memory = Path(tempfile.mkdtemp(prefix="bench_loop_")) / "personal_objects"
     group = None
     obs = None
-    context = None
     status = 1
     try:
-        from vla_stack.ros.demo_runner import enroll_from_sim
-
         mine, enrol_s = enroll_from_sim(args.seed, args.mugs, memory, None)
         log(f"enrolled {mine} of scene seed {args.seed} as my_mug in {enrol_s:.2f} s ({memory})")
-        import rclpy
-        from rclpy.context import Context
-        from std_msgs.msg import String
-
-        context = Context()
-        rclpy.init(context=context)
-        obs = LoopObserver(context)
+        obs = LoopObserver()  # its own rclpy context
         sink = PlannerLog(args.verbose)
         group, overrides = start_stack(obs, args, memory, log, sink)
         result["overrides"] = overrides
-        obs.instruction_pub.publish(String(data=INSTRUCTION))
+        obs.send_instruction(INSTRUCTION)
         log(f"instruction {INSTRUCTION!r} published; waiting for the first chunk")
         t0 = time.monotonic()
-        while not obs.chunks:
+        while not obs.chunk_times:
             if group.check():
                 raise RuntimeError("a node exited before the first chunk (run with --verbose)")
             if time.monotonic() - t0 > args.first_chunk_timeout:
-                with obs.lock:
-                    why = obs.status.get("action_expert", {}).get("waiting_for", "?")
+                why = obs.status().status.get("action_expert", {}).get("waiting_for", "?")
                 raise RuntimeError(f"no chunk within {args.first_chunk_timeout:.0f} s (expert: {why})")
             time.sleep(0.1)
         log(f"first chunk {time.monotonic() - t0:.1f} s after the instruction; warm-up {args.warmup:.0f} s")
@@ -663,8 +603,7 @@ def main(argv: list[str] | None = None) -> int:
                 phases.append(run_phase(obs, group, kind, args.phase_seconds, args.busy_rate, counter, log, sink,
                                         f"{kind}{i + 1}"))
         result["phases"] = phases
-        with obs.lock:
-            result["final_status"] = {k: dict(v) for k, v in obs.status.items()}
+        result["final_status"] = {k: dict(v) for k, v in obs.status().status.items()}
         lat = latencies(obs, phases, max_target_age=2.0)
         result["latency"] = lat
         idle, busy = _sum_rates(phases, "idle"), _sum_rates(phases, "busy")
@@ -691,15 +630,10 @@ def main(argv: list[str] | None = None) -> int:
                 if p.output:
                     result.setdefault("node_output_tail", {})[p.spec.name] = p.output[-15:]
     finally:
-        if group is not None:
-            log("stopping the stack")
-            group.stop(5.0)
         if obs is not None:
-            obs.close()
-        if context is not None:
-            import rclpy
-
-            rclpy.try_shutdown(context=context)
+            if obs.group is not None:
+                log("stopping the stack")
+            obs.close(5.0)  # stops the stack it started, then its node and context
         shutil.rmtree(memory.parent, ignore_errors=True)
     result["load_average"]["after"] = [round(v, 2) for v in os.getloadavg()]
     result["total_wall_s"] = round(time.monotonic() - t_run, 1)

@@ -83,13 +83,12 @@ def policy_chunk_stream(seconds: float, seed: int = 0, rate: float = 10.0, horiz
 
 
 def make_controller(rate: float):
-    import yaml
-
+    from vla_stack.bringup import node_parameters
     from vla_stack.core.safety.controller import SafetyController, SafetyControllerConfig
     from vla_stack.core.types import JointState
     from vla_stack.paths import config_path
 
-    params = yaml.safe_load(config_path("safety_controller.yaml").read_text())["safety_controller"]["ros__parameters"]
+    params = node_parameters(config_path("safety_controller.yaml"), "safety_controller")
     fields = set(SafetyControllerConfig.__dataclass_fields__) - {"base"}
     cfg = SafetyControllerConfig(**{k: v for k, v in params.items() if k in fields and "." not in k})
     cfg.control_rate = rate
@@ -100,8 +99,8 @@ def make_controller(rate: float):
 
 def replay_boundaries(chunks: list[dict], rate: float) -> dict:
     """Part 2 and 3: controller vs naive on the same stream; per-cycle compute time of the core."""
-    from vla_stack.core.safety.replay import TimedInput, boundary_metrics, naive_position_stream, replay
     from vla_stack.core.types import ActionChunk
+    from vla_stack.lab.safety.replay import TimedInput, boundary_metrics, naive_position_stream, replay
 
     c = make_controller(rate)
     dt = c.dt
@@ -164,13 +163,13 @@ def over_dds(rate: float, seconds: float, chunks: list[dict], rt_priority: int =
 
     env = dict(os.environ)
     window = int(rate * max(5.0, seconds - 5.0))
+    # rt_priority > 0: SCHED_FIFO, as ros2_control's controller manager runs on a robot PC (the node
+    # applies it to itself, as under `vla-stack up`; a warning and normal scheduling when not permitted)
     spec = NodeSpec("safety_controller_node", "safety_controller", (config_path("safety_controller.yaml"),),
-                    {"control_rate": float(rate), "timing_window": window, "state_timeout": 2.0})
+                    {"control_rate": float(rate), "timing_window": window, "state_timeout": 2.0},
+                    rt_priority=rt_priority)
     lines: list[str] = []
-    argv = node_command(spec)
-    if rt_priority > 0:  # SCHED_FIFO, as ros2_control's controller manager runs on a robot PC
-        argv = ["chrt", "-f", str(rt_priority)] + argv
-    proc = ManagedProcess(spec, argv, env, lines.append)
+    proc = ManagedProcess(spec, node_command(spec), {**env, **spec.process_environment()}, lines.append)
     proc.start()
     node = rclpy.create_node(f"bench_safety_{int(rate)}")
     status: list = []
@@ -236,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "safety.json")
     ap.add_argument("--seed", type=int, default=0, help="seed of the recorded-policy-like chunk stream")
     ap.add_argument("--rt-priority", type=int, default=0,
-                    help="run the node with SCHED_FIFO at this priority (chrt -f; needs root or CAP_SYS_NICE), "
+                    help="run the node with SCHED_FIFO at this priority (needs root or CAP_SYS_NICE), "
                          "as a robot PC runs its control loop; 0 = normal scheduling")
     ap.add_argument("--save-chunks", type=Path, default=None, help="also write the chunk stream (JSON) here")
     args = ap.parse_args(argv)

@@ -55,6 +55,11 @@ class NodeProcess:
         """Everything the node printed so far."""
         return "\n".join(self._managed.output)
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the node (the node itself: a `prefix` such as setpriv execs it)."""
+        return self._managed.pid
+
     def alive(self) -> bool:
         return self._managed.poll() is None
 
@@ -83,24 +88,28 @@ class NodeProcess:
 
 @pytest.fixture
 def start_node(ros_env) -> Iterator[Callable[..., NodeProcess]]:
-    """Factory: start_node(executable, name=None, params=None, param_files=(), remaps=None, args=()).
+    """Factory: start_node(executable, name=None, params=None, param_files=(), remaps=None, args=(), namespace="", env=None, prefix=()).
 
-    Starts the node exactly as `vla-stack up` / `ros2 run` would; stops all started nodes at teardown.
+    Starts the node exactly as `vla-stack up` / `ros2 run` would (`namespace` as `vla-stack up
+    --namespace`, `env` added to the session environment, `prefix` argv run before the node, e.g.
+    `setpriv ...`); stops all started nodes at teardown.
     """
     from vla_stack.bringup import ManagedProcess, NodeSpec, node_command
 
     started: list[NodeProcess] = []
 
-    def factory(executable, name=None, params=None, param_files=(), remaps=None, args=(), echo=False):
+    def factory(executable, name=None, params=None, param_files=(), remaps=None, args=(), echo=False, namespace="",
+                env=None, prefix=(), rt_priority=0):
         params = dict(params or {})
         if executable == "planner_node":
             params.setdefault("resume_file", "")  # tests share a ROS domain: never resume another test's task
         spec = NodeSpec(
             executable=executable, name=name or executable, parameters=tuple(Path(p) for p in param_files),
-            overrides=dict(params or {}), remappings=dict(remaps or {}), arguments=tuple(args),
+            overrides=dict(params or {}), remappings=dict(remaps or {}), arguments=tuple(args), rt_priority=rt_priority,
         )
         sink = (lambda line: print(line, flush=True)) if echo else (lambda line: None)
-        managed = ManagedProcess(spec, node_command(spec), ros_env, sink)
+        managed = ManagedProcess(spec, list(prefix) + node_command(spec, namespace),
+                                 {**ros_env, **spec.process_environment(), **(env or {})}, sink)
         managed.start()
         proc = NodeProcess(managed)
         started.append(proc)

@@ -24,9 +24,10 @@ Profile format::
         arguments: []                 # extra argv before --ros-args
         respawn: false                # restart when it exits (after respawn_delay s)
         respawn_delay: 1.0
-        rt_priority: 0                # > 0: run with SCHED_FIFO at this priority (chrt -f), as
-                                      # ros2_control's controller manager does; needs root or
-                                      # CAP_SYS_NICE (otherwise a warning and normal scheduling)
+        rt_priority: 0                # > 0: run with SCHED_FIFO at this priority, as ros2_control's
+                                      # controller manager does: the node applies it to itself at
+                                      # start (VLA_STACK_RT_PRIORITY, see vla_stack.realtime); needs
+                                      # root or CAP_SYS_NICE (otherwise a warning and normal scheduling)
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ class NodeSpec:
             args += ["-r", f"{src}:={dst}"]
         return args
 
+    def process_environment(self) -> dict[str, str]:
+        """Environment variables this node's process needs on top of the stack's (both bring-up paths).
+
+        `VLA_STACK_RT_PRIORITY` when the profile asks for real-time priority: the node applies it to
+        itself (`vla_stack.realtime.apply_realtime_priority`), so no `chrt` prefix is needed and a
+        machine without CAP_SYS_NICE gets a warning instead of a dead node.
+        """
+        from vla_stack.realtime import RT_PRIORITY_ENV
+
+        return {RT_PRIORITY_ENV: str(self.rt_priority)} if self.rt_priority > 0 else {}
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -104,6 +116,25 @@ def _param_literal(value: object) -> str:
             plain = False
         return value if plain and value.strip() == value and value else "'" + value.replace("'", "''") + "'"
     return str(value)
+
+
+def node_parameters(path: str | os.PathLike, node_name: str) -> dict[str, object]:
+    """The `ros__parameters` a ROS 2 parameter file gives the node `node_name`, in any namespace.
+
+    Shipped files are keyed `/**/<node_name>:` (rcl's "any namespace" wildcard, so a node started
+    under `robot1/` still gets them); this also accepts the bare `<node_name>:` and `/ns/<node_name>:`
+    forms and `/**:` (every node). Sections are merged in file order, as rcl applies them.
+    Returns {} when no section matches. Keys are the file's (dotted) parameter names.
+    """
+    import fnmatch
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    merged: dict[str, object] = {}
+    for key, section in data.items():
+        last = str(key).strip("/").split("/")[-1]
+        if last in ("*", "**") or fnmatch.fnmatchcase(node_name, last):
+            merged.update((section or {}).get("ros__parameters", {}) or {})
+    return merged
 
 
 def profiles_dir() -> Path:
@@ -166,12 +197,16 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
     return Profile(path.stem, str(data.get("description", "")), tuple(nodes), env, path)
 
 
+LAB_NODE_EXECUTABLES = frozenset({"scripted_pick_node"})
+"""Node executables whose module lives in `vla_stack.lab` (as in setup.py's LAB_NODES), not `vla_stack.ros`."""
+
+
 def executable_path(executable: str) -> list[str]:
     """argv prefix that runs a node executable the way `ros2 run vla_stack <executable>` does.
 
     The console script next to the running interpreter (pip/venv install), then
     `<prefix>/lib/vla_stack/<executable>` (colcon install), then `python -m vla_stack.ros.<executable>`
-    (source checkout without install).
+    (source checkout without install; `vla_stack.lab.<executable>` for the lab's nodes).
     """
     bindir = Path(sys.executable).parent
     for candidate in (bindir / executable, Path(sys.prefix) / "lib" / PACKAGE / executable):
@@ -180,7 +215,8 @@ def executable_path(executable: str) -> list[str]:
     found = shutil.which(executable)
     if found:
         return [found]
-    return [sys.executable, "-m", f"{PACKAGE}.ros.{executable}"]
+    room = "lab" if executable in LAB_NODE_EXECUTABLES else "ros"
+    return [sys.executable, "-m", f"{PACKAGE}.{room}.{executable}"]
 
 
 def node_command(spec: NodeSpec, namespace: str = "", use_sim_time: bool | None = None) -> list[str]:
@@ -198,20 +234,6 @@ def localhost_dds_environment() -> dict[str, str]:
         "FASTDDS_DEFAULT_PROFILES_FILE": str(config_path("dds", "fastdds_localhost_shm.xml")),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT",
     }
-
-
-def realtime_prefix(priority: int, sink: Callable[[str], None] | None = None, name: str = "") -> list[str]:
-    """argv prefix that runs a command with SCHED_FIFO `priority` (empty when 0 or not permitted)."""
-    if priority <= 0:
-        return []
-    chrt = shutil.which("chrt")
-    ok = chrt is not None and subprocess.run([chrt, "-f", str(priority), "true"], capture_output=True).returncode == 0
-    if not ok:
-        if sink is not None:
-            sink(f"[up] {name}: cannot use real-time priority {priority} (needs chrt and root or CAP_SYS_NICE); "
-                 "running with normal scheduling: expect more control-loop jitter")
-        return []
-    return [chrt, "-f", str(priority)]
 
 
 def stack_environment(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -326,8 +348,7 @@ class ProcessGroup:
             self.env[key] = value
         specs = [n for n in profile.nodes if only is None or n.name in only]
         self.processes = [
-            ManagedProcess(s, realtime_prefix(s.rt_priority, self.sink, s.name) + node_command(s, namespace, use_sim_time),
-                           self.env, self.sink)
+            ManagedProcess(s, node_command(s, namespace, use_sim_time), {**self.env, **s.process_environment()}, self.sink)
             for s in specs
         ]
         self.failures: list[tuple[str, int]] = []

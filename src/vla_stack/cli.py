@@ -6,11 +6,16 @@
 
 Every subcommand has `--help`. Heavy modules (rclpy, MuJoCo, torch) load only in the
 subcommand that needs them, so `vla-stack --help` is instant.
+
+This module is the one place where runtime (`core/`, `ros/`) and lab (`lab/`: demo, evaluation,
+training, data generation) meet: the lab modules it imports define their arguments only; the
+simulator, torch and rclpy load inside the subcommand that runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -35,9 +40,20 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vla_stack.ros.demo_runner import run_demo
+    from vla_stack.lab.demo_runner import run_demo
 
     return run_demo(args)
+
+
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    """`vla-stack enroll`: from the user's photos (runtime), or `--from-sim SEED` (the lab's rendered references)."""
+    if args.from_sim is not None:
+        from vla_stack.lab.grounding.sim_scenes import enroll_from_sim_main
+
+        return enroll_from_sim_main(args)
+    from vla_stack.core.grounding.cli import enroll_main
+
+    return enroll_main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run vision-language-action policies safely on ROS 2 robots (simulation included).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Docs: README.md. Every node is also runnable with `ros2 run vla_stack <node>` on a ROS 2 install.",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, metavar="DIR",
+        help="user data directory: enrolled personal objects, model cache (default: $VLA_STACK_HOME or ~/.vla_stack); "
+        "passed on to the nodes `up` and `demo` start",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -97,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     from vla_stack.core.grounding import cli as grounding_cli
+    from vla_stack.core.policy import serve_cli
+    from vla_stack.lab.grounding import eval_grounding, sim_scenes, train_metric
+    from vla_stack.lab.policy import cli as policy_cli
     from vla_stack.ros import record_cli
 
     enroll = sub.add_parser(
@@ -104,15 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=grounding_cli.__doc__.strip().splitlines()[0] if grounding_cli.__doc__ else None,
     )
     grounding_cli.add_enroll_arguments(enroll)
-    enroll.set_defaults(func=grounding_cli.enroll_main)
+    sim_scenes.add_sim_enroll_arguments(enroll)
+    enroll.set_defaults(func=_cmd_enroll)
 
     evalg = sub.add_parser(
         "eval-grounding", help="evaluate personal-object grounding on simulated look-alike scenes (writes bench/results/grounding.json)",
     )
-    grounding_cli.add_eval_arguments(evalg)
-    evalg.set_defaults(func=grounding_cli.eval_main)
-
-    from vla_stack.core.grounding import train_metric
+    eval_grounding.add_eval_arguments(evalg)
+    evalg.set_defaults(func=eval_grounding.eval_main)
 
     trainm = sub.add_parser(
         "train-grounding-metric", help="fit the offline appearance descriptor's metric on simulated look-alike scenes (~10 min)",
@@ -121,15 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     train_metric.add_train_arguments(trainm)
     trainm.set_defaults(func=train_metric.train_main)
 
-    from vla_stack.core.policy import cli as policy_cli
-
     train = sub.add_parser("train-expert", help="generate scripted demonstrations in simulation and train the flow-matching action expert")
     policy_cli.add_train_arguments(train)
     train.set_defaults(func=policy_cli.train_expert_main)
 
     serve = sub.add_parser("serve-policy", help="serve the built-in action expert over the openpi websocket protocol")
-    policy_cli.add_serve_arguments(serve)
-    serve.set_defaults(func=policy_cli.serve_policy_main)
+    serve_cli.add_serve_arguments(serve)
+    serve.set_defaults(func=serve_cli.serve_policy_main)
 
     record = sub.add_parser("record", help="record ROS 2 topics to an MCAP file (Foxglove opens it)", description=record_cli.DESCRIPTION)
     record_cli.add_record_arguments(record)
@@ -141,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vla-stack` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.data_dir is not None:  # one place for every command and every node process it starts
+        os.environ["VLA_STACK_HOME"] = str(args.data_dir.expanduser().resolve())
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -12,7 +12,12 @@ from vla_stack.bringup import PACKAGE, NodeSpec, load_profile
 
 
 def node_kwargs(spec: NodeSpec) -> dict:
-    """Keyword arguments of `launch_ros.actions.Node` for one profile node (minus launch substitutions)."""
+    """Keyword arguments of `launch_ros.actions.Node` for one profile node (minus launch substitutions).
+
+    Real-time priority goes in as `additional_env` (`VLA_STACK_RT_PRIORITY`), exactly as `vla-stack up`
+    passes it: the node applies it to itself and warns instead of dying without CAP_SYS_NICE, and
+    no `chrt` prefix renames the process in the launch output.
+    """
     parameters: list = [str(p) for p in spec.parameters]
     if spec.overrides:
         parameters.append(dict(spec.overrides))
@@ -26,7 +31,7 @@ def node_kwargs(spec: NodeSpec) -> dict:
         "respawn": spec.respawn,
         "respawn_delay": spec.respawn_delay,
         "output": "screen",
-        **({"prefix": f"chrt -f {spec.rt_priority}"} if spec.rt_priority > 0 else {}),
+        **({"additional_env": spec.process_environment()} if spec.process_environment() else {}),
     }
 
 

@@ -43,10 +43,17 @@ def config_path(*parts: str) -> Path:
     return share_dir().joinpath("config", *parts)
 
 
-def data_home() -> Path:
-    """Writable directory for generated artefacts (rendered references, datasets, outputs)."""
+def data_home(create: bool = True) -> Path:
+    """The user's writable data directory (created when missing, unless `create` is False): enrolled
+    personal objects, model cache.
+
+    `$VLA_STACK_HOME` (set by `vla-stack --data-dir DIR` for the command and the nodes it starts),
+    else `~/.vla_stack`. Never inside the installation: `share/vla_stack` (config/) is read-only
+    data that a rebuild or reinstall replaces.
+    """
     import os
 
-    base = Path(os.environ.get("VLA_STACK_HOME", Path.home() / ".vla_stack"))
-    base.mkdir(parents=True, exist_ok=True)
+    base = Path(os.environ.get("VLA_STACK_HOME") or Path.home() / ".vla_stack").expanduser()
+    if create:
+        base.mkdir(parents=True, exist_ok=True)
     return base

@@ -29,7 +29,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_stack.core.contracts import parse_ground_truth
 from vla_stack.core.kinematics.robot_model import RobotModel
-from vla_stack.core.policy.simulation import grasp_and_place
+from vla_stack.lab.policy.simulation import grasp_and_place
 from vla_stack.paths import config_path
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import diagnostics_to_dict, seconds_to_stamp, stamp_to_seconds
@@ -172,12 +172,10 @@ def test_expert_drives_the_simulated_arm_through_the_safety_controller(start_nod
 
 def test_parameter_file_lists_every_parameter():
     """config/action_expert_node.yaml documents every parameter the node declares, with its default."""
-    import yaml
-
+    from vla_stack.bringup import node_parameters
     from vla_stack.ros.action_expert_node import NODE_PARAMETERS
 
-    data = yaml.safe_load(config_path("action_expert_node.yaml").read_text())
-    params = data["action_expert"]["ros__parameters"]
+    params = node_parameters(config_path("action_expert_node.yaml"), "action_expert")
     assert set(params) == set(NODE_PARAMETERS)
     for key, (default, _help) in NODE_PARAMETERS.items():
         value = params[key]

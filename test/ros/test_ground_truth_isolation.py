@@ -2,8 +2,8 @@
 
 Two checks: statically, no node module mentions the ground-truth topics; dynamically, with
 the stack's nodes running as real processes, the ROS graph shows no subscription on them.
-(The demo runner and benchmarks are evaluators and may read ground truth; they are not nodes
-of the stack.)
+(The demo runner, the lab's scripted pick baseline and the benchmarks are evaluators in
+`vla_stack.lab` / bench/ and may read ground truth; they are not nodes of the stack.)
 """
 
 import re
@@ -15,7 +15,7 @@ import pytest
 from vla_stack.ros.interfaces import GROUND_TRUTH_TOPICS
 
 ROS_DIR = Path(__file__).resolve().parents[2] / "src" / "vla_stack" / "ros"
-EVALUATORS = {"demo_runner.py", "interfaces.py", "sim_node.py"}  # sim_node publishes it
+EVALUATORS = {"interfaces.py", "sim_node.py"}  # sim_node publishes it
 
 
 def _node_modules():
@@ -30,7 +30,7 @@ def test_no_node_module_mentions_ground_truth():
 
 @pytest.mark.ros
 def test_running_stack_has_no_ground_truth_subscriber(start_node, ros_node):
-    nodes = ["sim_node", "scripted_pick_node"]
+    nodes = ["sim_node"]
     for optional in ("safety_controller_node", "action_expert_node", "grounding_node", "planner_node"):
         if (ROS_DIR / f"{optional}.py").is_file():
             nodes.append(optional)

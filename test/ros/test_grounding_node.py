@@ -99,7 +99,7 @@ def test_grounding_node_finds_highlights_and_locates_my_mug(start_node, ros_node
     assert 0.02 < p[2] < 0.10  # below the rim of a 9 cm mug
     # the place point: where my mug's grasp point goes on the tray (found from depth, not ground truth)
     assert ros_node.wait_until(lambda: len(places) > 0, timeout=20), node.text()[-3000:]
-    from vla_stack.core.policy.simulation import grasp_and_place
+    from vla_stack.lab.policy.simulation import grasp_and_place
 
     _, _, true_place, _ = grasp_and_place(gt, mine["name"])
     q = places[-1].pose.position

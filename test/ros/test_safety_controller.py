@@ -329,14 +329,13 @@ def test_parameter_file_documents_every_parameter():
     """config/safety_controller.yaml lists every parameter the node declares, each with a comment."""
     import dataclasses
 
-    import yaml
-
+    from vla_stack.bringup import node_parameters
     from vla_stack.core.safety.base_gate import BaseGateConfig
     from vla_stack.core.safety.controller import SafetyControllerConfig
     from vla_stack.ros.safety_controller_node import NODE_PARAMETERS
 
     path = config_path("safety_controller.yaml")
-    params = yaml.safe_load(path.read_text())["safety_controller"]["ros__parameters"]
+    params = node_parameters(path, "safety_controller")
     expected = {f.name for f in dataclasses.fields(SafetyControllerConfig) if f.name != "base"}
     expected |= {f"base.{f.name}" for f in dataclasses.fields(BaseGateConfig)} | set(NODE_PARAMETERS)
     assert set(params) == expected

@@ -116,14 +116,80 @@ def test_cli_help_lists_commands(capsys):
     assert "up" in out and "demo" in out
 
 
-def test_rt_priority_prefix_is_chrt_or_a_warning(tmp_path):
-    from vla_stack.bringup import realtime_prefix
+def test_rt_priority_goes_to_the_node_as_environment_on_both_paths(tmp_path):
+    """rt_priority reaches the node as VLA_STACK_RT_PRIORITY (launch and `vla-stack up`), never as a `chrt` prefix."""
+    from vla_stack.bringup import ProcessGroup
+    from vla_stack.launch_helpers import node_kwargs
+    from vla_stack.realtime import RT_PRIORITY_ENV
 
-    assert realtime_prefix(0) == []
-    lines = []
-    prefix = realtime_prefix(50, lines.append, "safety_controller")
-    # root here: chrt works; elsewhere a clear warning and normal scheduling
-    assert (prefix[-2:] == ["-f", "50"] and not lines) or (prefix == [] and "normal scheduling" in lines[0])
     prof = tmp_path / "p.yaml"
-    prof.write_text("nodes:\n  - executable: safety_controller_node\n    rt_priority: 40\n")
-    assert load_profile(prof).nodes[0].rt_priority == 40
+    prof.write_text("nodes:\n  - executable: safety_controller_node\n    name: safety_controller\n    rt_priority: 40\n"
+                    "  - executable: sim_node\n")
+    profile = load_profile(prof)
+    safety, sim = profile.nodes
+    assert safety.rt_priority == 40 and sim.rt_priority == 0
+    # ros2 launch: no prefix (a `chrt` prefix dies without CAP_SYS_NICE and names the process chrt-N)
+    kwargs = node_kwargs(safety)
+    assert "prefix" not in kwargs and kwargs["name"] == "safety_controller"
+    assert kwargs["executable"] == "safety_controller_node"
+    assert kwargs["additional_env"] == {RT_PRIORITY_ENV: "40"}
+    assert "prefix" not in node_kwargs(sim) and "additional_env" not in node_kwargs(sim)
+    # vla-stack up: the same variable, the node's own executable first in argv
+    group = ProcessGroup(profile, sink=lambda line: None)
+    up_safety, up_sim = group.processes
+    assert up_safety.env[RT_PRIORITY_ENV] == "40" and RT_PRIORITY_ENV not in up_sim.env
+    assert Path(up_safety.argv[0]).name != "chrt" and "chrt" not in up_safety.argv
+    assert up_safety.argv == node_command(safety)
+
+
+def test_sim_profile_asks_for_realtime_priority_of_safety_and_expert():
+    """`vla-stack up sim` keeps SCHED_FIFO 50 for the safety loop and 40 for the expert (now via the environment)."""
+    from vla_stack.realtime import RT_PRIORITY_ENV
+
+    envs = {s.name: s.process_environment() for s in load_profile("sim").nodes}
+    assert envs["safety_controller"] == {RT_PRIORITY_ENV: "50"} and envs["action_expert"] == {RT_PRIORITY_ENV: "40"}
+    assert envs["sim_node"] == {} and envs["grounding_node"] == {}
+
+
+def test_realtime_priority_degrades_to_a_warning(monkeypatch):
+    """No CAP_SYS_NICE: apply_realtime_priority warns (naming the node and the fix) and returns False."""
+    import os
+
+    from vla_stack import realtime
+
+    def refuse(*_args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    monkeypatch.setenv(realtime.RT_PRIORITY_ENV, "50")
+    lines: list[str] = []
+    assert realtime.apply_realtime_priority(argv=["x", "--ros-args", "-r", "__node:=safety_controller"],
+                                            warn=lines.append) is False
+    assert len(lines) == 1 and "CAP_SYS_NICE" in lines[0] and "normal scheduling" in lines[0]
+    monkeypatch.setenv(realtime.RT_PRIORITY_ENV, "fast")
+    assert realtime.apply_realtime_priority(warn=lines.append) is False and "integer" in lines[1]
+    monkeypatch.delenv(realtime.RT_PRIORITY_ENV)
+    assert realtime.apply_realtime_priority(warn=lines.append) is False and len(lines) == 2
+
+
+def test_shipped_parameter_files_apply_under_any_namespace():
+    """Every node parameter file is keyed `/**/<node>:` (a bare `<node>:` misses `/robot1/<node>`), and
+    `vla-stack up --namespace robot1` starts each profile node under /robot1 with such files."""
+    import yaml
+
+    from vla_stack.bringup import node_parameters
+    from vla_stack.paths import config_path
+
+    files = [p for p in sorted(config_path().rglob("*.yaml")) if "ros__parameters" in p.read_text()]
+    assert len(files) >= 7
+    for path in files:
+        for key in yaml.safe_load(path.read_text()):
+            assert str(key).startswith("/**/"), f"{path.name}: key '{key}' only matches the root namespace; use '/**/{key}'"
+    for name in profile_names():
+        for spec in load_profile(name).nodes:
+            argv = node_command(spec, namespace="robot1")
+            assert argv[argv.index("__ns:=/robot1") - 1] == "-r"
+            for path in spec.parameters:
+                keys = {str(k) for k in yaml.safe_load(path.read_text())}
+                assert f"/**/{spec.name}" in keys, f"profile {name}: {path.name} has no section for node {spec.name}"
+                assert node_parameters(path, spec.name)

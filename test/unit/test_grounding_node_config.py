@@ -1,16 +1,16 @@
 """config/grounding_node.yaml's camera pose is the simulator's scene camera (they must not drift)."""
 
 import numpy as np
-import yaml
 
+from vla_stack.bringup import node_parameters
 from vla_stack.paths import config_path
 
 
 def test_sim_camera_pose_in_grounding_yaml_matches_the_simulator():
     from vla_stack.core.sim import SceneConfig, SimRobot
 
-    params = yaml.safe_load(config_path("grounding_node.yaml").read_text())["grounding_node"]["ros__parameters"]
-    sim = yaml.safe_load(config_path("sim_node.yaml").read_text())["sim_node"]["ros__parameters"]
+    params = node_parameters(config_path("grounding_node.yaml"), "grounding_node")
+    sim = node_parameters(config_path("sim_node.yaml"), "sim_node")
     robot = SimRobot(SceneConfig(camera_position=tuple(sim["camera_position"]), camera_look_at=tuple(sim["camera_look_at"])))
     try:
         pose = robot.camera_pose()

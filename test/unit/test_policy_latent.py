@@ -88,7 +88,7 @@ def test_shipped_expert_reads_the_offline_planners_latent():
     """The shipped checkpoint was trained on the offline planner's 384-d latents: it carries their
     projection, its chunks depend on the latent, and a latent of another size is ignored (counted)."""
     from vla_stack.core.policy.backends.builtin import BuiltinExpertPolicy
-    from vla_stack.core.policy.simulation import SimPickPlace
+    from vla_stack.lab.policy.simulation import SimPickPlace
 
     policy = BuiltinExpertPolicy()
     proj = policy.checkpoint.latent_projection

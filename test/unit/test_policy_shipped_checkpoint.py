@@ -15,8 +15,8 @@ from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig, BuiltinE
 from vla_stack.core.policy.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from vla_stack.core.policy.chunk_scheduler import ChunkScheduler, SchedulerConfig
 from vla_stack.core.policy.rtc import prefix_weights
-from vla_stack.core.policy.simulation import SimPickPlace
 from vla_stack.core.policy.types import Guidance, chunk_to_actions
+from vla_stack.lab.policy.simulation import SimPickPlace
 
 
 @pytest.fixture(scope="module")

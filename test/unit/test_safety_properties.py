@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 from vla_stack.core.kinematics.collision import CollisionChecker
 from vla_stack.core.safety.controller import SafetyController, SafetyControllerConfig
 from vla_stack.core.safety.limits import load_robot_profile
-from vla_stack.core.safety.replay import TimedInput, limit_violations, replay
 from vla_stack.core.safety.status import SafetyState
 from vla_stack.core.safety.streaming import sample
 from vla_stack.core.types import JointState
+from vla_stack.lab.safety.replay import TimedInput, limit_violations, replay
 
 READY = np.array([0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398])
 WORKSPACE_MIN = [-0.3, -0.5, 0.12]

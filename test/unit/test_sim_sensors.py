@@ -212,8 +212,8 @@ def test_external_wrench_is_zero_in_free_motion_and_the_mug_weight_when_held():
     import numpy as np
 
     from vla_stack.core.kinematics.robot_model import RobotModel
-    from vla_stack.core.policy.scripted_expert import ScriptedPickPlace, targets_from_ground_truth
     from vla_stack.core.sim import SceneConfig, SimRobot
+    from vla_stack.lab.policy.scripted_expert import ScriptedPickPlace, targets_from_ground_truth
 
     robot = SimRobot(SceneConfig(seed=0))
     gt = robot.ground_truth()

@@ -24,11 +24,14 @@ Publishes (first camera of `cameras`; other cameras under `grounding/NS/...`):
 Services (std_srvs/Trigger): `~/reload_memory` re-reads the personal-object memory directory;
 `~/reset` forgets the task (instruction, tracks, exclusions, place) and reloads the memory.
 
-Threads: detection (proposals + embeddings + matching + mask, 0.1-1 s on a CPU) runs in a worker
-thread; the camera callback only tracks (optical flow, ~10 ms) and publishes, so the highlighted
-image keeps up with the camera. A detection result is adopted on the next frame and the tracker
-carries it forward to that frame. Status is published only once the first detection for the
-current instruction has finished (the planner never sees a premature "not_found").
+Threads: `vla_stack.core.grounding.scheduler.GroundingScheduler` owns them and every rule of when
+to detect, adopt and report: detection (proposals + embeddings + matching + mask, 0.1-1 s on a
+CPU) runs in its worker thread; the camera callback only tracks (optical flow, ~10 ms) and
+publishes, so the highlighted image keeps up with the camera. A detection result is adopted on
+the next frame and the tracker carries it forward to that frame; one started before an
+instruction / exclusion change or a reset is discarded. Status is published only once the first
+detection for the current instruction has finished (the planner never sees a premature
+"not_found"). This node converts messages, calls the scheduler and publishes what it returns.
 
 Bad input (empty or malformed images, NaN depth, a depth frame too far from the colour stamp,
 stale or out-of-order frames, garbage instructions, malformed JSON) is logged with the reason and
@@ -38,10 +41,7 @@ skipped; the node keeps running and never publishes a target it did not ground.
 from __future__ import annotations
 
 import json
-import queue
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +50,19 @@ from rclpy.node import Node
 
 from vla_stack.core.contracts import ContractError, parse_enroll, parse_exclusion
 from vla_stack.core.grounding.embedders import EMBEDDERS
-from vla_stack.core.grounding.imageops import InvalidImage, resolve_color
+from vla_stack.core.grounding.imageops import resolve_color
 from vla_stack.core.grounding.matching import MatchConfig
 from vla_stack.core.grounding.memory import PersonalObjectMemory
 from vla_stack.core.grounding.pipeline import (
-    DetectionOutcome,
     Exclusion,
     GroundingConfig,
     GroundingFrame,
     GroundingPipeline,
-    GroundingResult,
 )
-from vla_stack.core.grounding.places import PlaceConfig, PlaceEstimate, locate_support
+from vla_stack.core.grounding.places import PlaceConfig
 from vla_stack.core.grounding.prompting import HighlightStyle
-from vla_stack.core.grounding.proposals import DETECTORS, DepthClusterDetector
+from vla_stack.core.grounding.proposals import DETECTORS
+from vla_stack.core.grounding.scheduler import GroundingScheduler, GroundingUpdate, StatusReport
 from vla_stack.core.grounding.segmenters import SEGMENTERS
 from vla_stack.core.grounding.target import TargetConfig
 from vla_stack.core.types import CameraIntrinsics, Pose
@@ -127,34 +126,26 @@ def grounding_parameter_spec() -> dict[str, tuple[Any, str]]:
         **dataclass_parameter_spec(MatchConfig, prefix="matching."),
         **dataclass_parameter_spec(TargetConfig, prefix="target."),
         **dataclass_parameter_spec(PlaceConfig, prefix="place."),
-        **{k: (list(v) if isinstance(v, tuple) else v, h)
-           for k, (v, h) in dataclass_parameter_spec(HighlightStyle, prefix="highlight.").items()},
+        **dataclass_parameter_spec(HighlightStyle, prefix="highlight."),
     }
 
 
 @dataclass
 class _Camera:
-    """Per-camera state (owned by the executor thread, except `done` which the worker fills)."""
+    """Per-camera message state (executor thread); detection state lives in the scheduler."""
 
+    index: int  # camera index in the scheduler (0 = primary)
     ns: str
-    pipeline: GroundingPipeline
     pose: Pose | None
     intrinsics: CameraIntrinsics | None = None
     depth: tuple[float, np.ndarray] | None = None
     waiting_color: Any = None  # colour message waiting for the depth frame of its stamp
     last_stamp: float = -np.inf
-    pending: bool = False
-    done: tuple[int, DetectionOutcome] | None = None
-    detected_since_change: bool = False
-    last_detection_s: float = float("nan")
-    last_candidates: str = ""  # match scores of every candidate at the last detection
-    last_runner_up: str = ""
-    adopted: bool = False  # this frame adopted a detection
     pubs: dict[str, Any] = field(default_factory=dict)
 
 
 class GroundingNode(Node):
-    """Thin ROS wrapper of `GroundingPipeline` (see the module docstring)."""
+    """Thin ROS wrapper of `GroundingScheduler` + `GroundingPipeline` (see the module docstring)."""
 
     def __init__(self, node_name: str = "grounding_node") -> None:
         super().__init__(node_name)
@@ -171,9 +162,10 @@ class GroundingNode(Node):
         cams = [str(c).strip().strip("/") for c in values["cameras"] if str(c).strip()] or ["camera"]
         poses = self._camera_poses(values["camera_poses"], cams)
         self.cameras: list[_Camera] = []
+        pipelines: list[GroundingPipeline] = []
         for k, ns in enumerate(cams):
-            pipe = GroundingPipeline(config, self.memory, detector=detector, embedder=embedder, segmenter=segmenter)
-            self.cameras.append(_Camera(ns, pipe, poses[k]))
+            pipelines.append(GroundingPipeline(config, self.memory, detector=detector, embedder=embedder, segmenter=segmenter))
+            self.cameras.append(_Camera(k, ns, poses[k]))
         self.depth_tol = self._bounded(values, "depth_sync_tolerance", 0.0, 5.0, 0.05)
         self.max_age = self._bounded(values, "max_frame_age", 0.0, 3600.0, 1.0)
         self.status_period = self._bounded(values, "status_period", 0.0, 60.0, 0.2)
@@ -197,9 +189,6 @@ class GroundingNode(Node):
         self.place_pub = self.create_publisher(itf.GROUNDING_PLACE.msg_type, topic("place_target"), itf.GROUNDING_PLACE.pub_qos)
         self.place_enabled = bool(values["place.enabled"])
         self.place_config = config_from_parameters(PlaceConfig, values, log, prefix="place.")
-        self._support_detector = DepthClusterDetector(use_size_prior=False) if self.place_enabled else None
-        self._support: tuple[int, PlaceEstimate] | None = None  # (generation, estimate), worker -> callback
-        self._place_published: tuple[int, np.ndarray] | None = None
 
         # ---- subscriptions
         for cam in self.cameras:
@@ -218,19 +207,10 @@ class GroundingNode(Node):
         self.create_service(itf.GROUNDING_RELOAD_MEMORY.srv_type, itf.GROUNDING_RELOAD_MEMORY.name, self._on_reload)
         self.create_service(itf.GROUNDING_RESET.srv_type, itf.GROUNDING_RESET.name, self._on_reset)
 
-        # ---- worker
-        self._generation = 0
-        self._lock = threading.Lock()
-        self._jobs: queue.Queue = queue.Queue()
-        self._reload = threading.Event()
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="grounding-detector", daemon=True)
-        self._worker.start()
-        self._last_status: tuple[str, str] | None = None
-        self._last_status_time = -np.inf
-        self._last_rewritten: str | None = None
-        self._instruction = ""
-        self._tracking_ms: list[float] = []
+        # ---- detection worker, adoption and reporting rules
+        self.scheduler = GroundingScheduler(
+            pipelines, [c.ns for c in self.cameras], place=self.place_config if self.place_enabled else None,
+            status_period=self.status_period, logger=log)
         log.info(
             f"grounding_node: cameras {[c.ns for c in self.cameras]} (poses "
             f"{['known' if c.pose is not None else 'unknown' for c in self.cameras]}), backends "
@@ -322,34 +302,9 @@ class GroundingNode(Node):
             self._process_color(cam, previous)
 
     def _on_instruction(self, msg) -> None:
-        text = msg.data
-        if text == self._instruction and self.cameras[0].pipeline.target_names:
-            # the same task again (a repeated publish, a late joiner): keep grounding, don't restart
-            self.get_logger().info(f"instruction {text[:80]!r} is already being grounded; duplicate ignored",
-                                   throttle_duration_sec=5.0)
-            return
-        self.get_logger().info(f"instruction: {text[:120]!r}")
-        with self._lock:
-            self._generation += 1
-        parsed = None
-        for cam in self.cameras:
-            parsed = cam.pipeline.set_instruction(text)
-            cam.pipeline.reset()
-            cam.detected_since_change = False
-        self._instruction = text
-        self._last_status = None
-        if parsed is None or not parsed.valid:
-            why = parsed.reason if parsed is not None else "no camera"
-            self.get_logger().warning(f"instruction rejected: {why}; grounding nothing")
-            self._publish_status("no_reference", f"instruction rejected: {why}", {}, force=True, level="WARN")
-            return
-        if not parsed.object_names:
-            # nothing personal: pass the instruction through unchanged, ground nothing
-            self._publish_rewritten(parsed.text)
-            unresolved = "; ".join(f"'{r.text}': {r.reason}" for r in parsed.references if not r.resolved)
-            reason = (f"no enrolled object to ground ({unresolved})" if unresolved
-                      else "instruction has no personal reference; nothing to ground")
-            self._publish_status("no_reference", reason, {}, force=True)
+        update = self.scheduler.set_instruction(msg.data, ros_seconds(self))
+        self._publish_rewritten(update.rewritten)
+        self._publish_status(update.status)
 
     def _on_exclude(self, msg) -> None:
         try:
@@ -365,11 +320,7 @@ class GroundingNode(Node):
             return
         exclusions = [Exclusion(tuple(p), req.radius, frame) for p in req.exclusions]
         try:
-            with self._lock:
-                self._generation += 1
-            for cam in self.cameras:
-                cam.pipeline.set_exclusions(exclusions)
-                cam.detected_since_change = False
+            self.scheduler.set_exclusions(exclusions)
         except ValueError as exc:
             self.get_logger().warning(f"grounding/exclude rejected: {exc}")
             return
@@ -383,31 +334,20 @@ class GroundingNode(Node):
         except ContractError as exc:
             self.get_logger().warning(f"grounding/enroll rejected: {exc} (need JSON name, category, images)")
             return
-        self._jobs.put(("enroll", req.name, req.category, list(req.images), list(req.aliases), req.overwrite))
+        self.scheduler.enroll(req.name, req.category, list(req.images), list(req.aliases), req.overwrite)
 
     def _on_reset(self, request, response):
         """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""
-        with self._lock:
-            self._generation += 1
-            self._support = None
-            for cam in self.cameras:
-                cam.done = None
+        self.scheduler.reset()
         for cam in self.cameras:
-            cam.pipeline.clear()
-            cam.pipeline.reload_memory()
-            cam.detected_since_change = False
             cam.last_stamp = -np.inf
-        self._instruction = ""
-        self._last_rewritten = None
-        self._place_published = None
-        self._last_status = None
-        self.get_logger().info(f"reset: task forgotten; memory {self.cameras[0].pipeline.memory.names()}")
+        self.get_logger().info(f"reset: task forgotten; memory {self.scheduler.memory_names}")
         response.success = True
         response.message = "grounding reset: instruction, tracks, exclusions and place forgotten; memory reloaded"
         return response
 
     def _on_reload(self, request, response):
-        self._reload.set()
+        self.scheduler.request_reload()
         response.success = True
         response.message = f"reloading the personal-object memory from {self.memory.root}"
         return response
@@ -415,12 +355,6 @@ class GroundingNode(Node):
     # ------------------------------------------------------------------ frames
     def _process_color(self, cam: _Camera, msg) -> None:
         log = self.get_logger()
-        if self._reload.is_set():
-            self._reload.clear()
-            for c in self.cameras:
-                c.pipeline.reload_memory()
-                c.detected_since_change = False
-            log.info(f"personal-object memory reloaded: {self.cameras[0].pipeline.memory.names()}")
         try:
             rgb = image_to_numpy(msg)
             if msg.encoding == "bgr8":
@@ -447,116 +381,22 @@ class GroundingNode(Node):
                 log.warning(f"{cam.ns}: depth {depth.shape} does not match colour {rgb.shape[:2]}; depth ignored",
                             throttle_duration_sec=5.0)
                 depth = None
-        elif self.cameras[0] is cam and cam.pipeline.target_names:
+        elif self.cameras[0] is cam and self.scheduler.target_names:
             log.warning(f"{cam.ns}: no depth frame within {self.depth_tol * 1000:.0f} ms of the colour frame; "
                         "grounding without depth (no proposals, no 3D target)", throttle_duration_sec=5.0)
         rgb = np.ascontiguousarray(rgb)
         frame = GroundingFrame(rgb, depth, cam.intrinsics, cam.pose, stamp)
-        pipe = cam.pipeline
-        if not pipe.target_names:
+        update = self.scheduler.on_frame(cam.index, frame, ros_seconds(self))
+        if update is None:
+            return  # stopped: publish nothing
+        if update.result is None:  # nothing to ground: the plain image, no markers
             self._publish_images(cam, rgb, None, msg.header)
             if cam is self.cameras[0]:
                 self.markers_pub.publish(object_markers([], stamp))
             return
-        # adopt a finished detection (from an earlier frame), then track it to this frame
-        with self._lock:
-            done, cam.done = cam.done, None
-            generation = self._generation
-        if done is not None and done[0] == generation:
-            outcome = done[1]
-            pipe.accept_detection(outcome)
-            cam.detected_since_change = True
-            cam.last_detection_s = outcome.timings.get("detection_s", float("nan"))
-            first = outcome.objects[0] if outcome.objects else None
-            cam.last_candidates = ",".join(f"{c.score:.4f}" for c in first.candidates) if first else ""
-            cam.last_runner_up = f"{first.runner_up.score:.4f}" if first and first.runner_up else ""
-        cam.adopted = done is not None and done[0] == generation
-        t0 = time.perf_counter()
-        objects = pipe.track(frame)
-        tracking_s = time.perf_counter() - t0
-        result = pipe.result_from_tracking(frame, objects, tracking_s)
-        if done is None or done[0] != generation:
-            self._tracking_ms.append(tracking_s * 1e3)
-            del self._tracking_ms[:-200]
-        if (pipe.needs_detection() or pipe.needs_detection_now()) and not cam.pending:
-            cam.pending = True
-            self._jobs.put(("detect", cam, generation, frame))
-        self._publish_images(cam, result.highlighted, result.mask, msg.header)
+        self._publish_images(cam, update.result.highlighted, update.result.mask, msg.header)
         if cam is self.cameras[0]:
-            self._publish_result(cam, result)
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = self._jobs.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if job[0] == "detect":
-                _, cam, generation, frame = job
-                try:
-                    outcome = cam.pipeline.detect(frame)
-                    with self._lock:
-                        if generation == self._generation:
-                            cam.done = (generation, outcome)
-                    self._locate_support(cam, generation, frame)
-                except (InvalidImage, ValueError, KeyError) as exc:
-                    self.get_logger().warning(f"{cam.ns}: detection failed: {exc}", throttle_duration_sec=2.0)
-                except Exception as exc:  # noqa: BLE001
-                    self.get_logger().error(f"{cam.ns}: detection crashed: {type(exc).__name__}: {exc}",
-                                            throttle_duration_sec=2.0)
-                finally:
-                    cam.pending = False
-            elif job[0] == "enroll":
-                self._enroll(*job[1:])
-
-    def _locate_support(self, cam: _Camera, generation: int, frame: GroundingFrame) -> None:
-        """Worker: find the place support once per instruction (primary camera, with depth and pose)."""
-        if (self._support_detector is None or cam is not self.cameras[0] or frame.depth is None
-                or frame.intrinsics is None or cam.pose is None):
-            return
-        with self._lock:
-            if self._support is not None and self._support[0] == generation:
-                return
-        det = self._support_detector.detect(frame.rgb, frame.depth, frame.intrinsics, ["support"])
-        place = locate_support(det, frame.depth, frame.intrinsics, cam.pose, self.place_config)
-        if place is None:
-            self.get_logger().warning("no place support (tray/plate) found on the table: no grounding/place_target",
-                                      throttle_duration_sec=10.0)
-            return
-        with self._lock:
-            self._support = (generation, place)
-
-    def _publish_place(self, result: GroundingResult) -> None:
-        """Callback thread: publish the place point once the object and the support are known."""
-        with self._lock:
-            support, generation = self._support, self._generation
-        primary = result.primary()
-        if (support is None or support[0] != generation or primary is None or primary.status != "found"
-                or primary.target is None or primary.target.grasp_base is None):
-            return
-        if self._place_published is not None and self._place_published[0] == generation:
-            return
-        place = support[1]
-        grasp_height = float(primary.target.grasp_base.position[2]) - place.table_z
-        point = place.place_point(grasp_height)
-        self._place_published = (generation, point)
-        self.place_pub.publish(pose_to_msg(Pose(point, np.array([0.0, 0.0, 0.0, 1.0]), result.stamp, self.config.base_frame)))
-        self.get_logger().info(
-            f"place target: support {np.round(place.extent, 2).tolist()} m wide at "
-            f"{np.round(place.center, 3).tolist()}; grasp point goes to {np.round(point, 3).tolist()} ({self.config.base_frame})")
-
-    def _enroll(self, name: str, category: str, images: list[str], aliases: list[str], overwrite: bool) -> None:
-        log = self.get_logger()
-        t0 = time.perf_counter()
-        try:
-            memory = PersonalObjectMemory(self.memory.root)
-            memory.enroll(name, images, category, self.cameras[0].pipeline.embedder, aliases=aliases,
-                          overwrite=overwrite, source="grounding/enroll topic")
-        except (ValueError, OSError) as exc:
-            log.error(f"enrolment of '{name}' failed: {exc}")
-            return
-        log.info(f"enrolled '{name}' ({category}, {len(images)} images) in {time.perf_counter() - t0:.2f} s")
-        self._reload.set()
+            self._publish_result(update)
 
     # ------------------------------------------------------------------ outputs
     def _publish_images(self, cam: _Camera, rgb: np.ndarray, mask: np.ndarray | None, header) -> None:
@@ -565,13 +405,18 @@ class GroundingNode(Node):
         if mask is not None:
             cam.pubs["mask"].publish(numpy_to_image(mask.astype(np.uint8) * 255, "mono8", stamp, header.frame_id))
 
-    def _publish_rewritten(self, text: str) -> None:
-        if text and text != self._last_rewritten:
-            self._last_rewritten = text
+    def _publish_rewritten(self, text: str | None) -> None:
+        if text:  # the scheduler hands each new rewritten instruction over once
             self.rewritten_pub.publish(itf.GROUNDING_INSTRUCTION.msg_type(data=text))
-            self.get_logger().info(f"rewritten instruction: {text!r}")
 
-    def _publish_result(self, cam: _Camera, result: GroundingResult) -> None:
+    def _publish_place(self, place: Pose | None) -> None:
+        if place is not None:
+            self.place_pub.publish(pose_to_msg(place))
+
+    def _publish_result(self, update: GroundingUpdate) -> None:
+        """Primary camera: target, markers, and what the scheduler says is due (rewritten, place, status)."""
+        result = update.result
+        assert result is not None
         found = [o for o in result.objects if o.status == "found"]
         markers = []
         for o in found:
@@ -586,52 +431,18 @@ class GroundingNode(Node):
             grasp = primary.target.grasp_base or primary.target.grasp_camera
             self.target_pub.publish(pose_to_msg(Pose(grasp.position, grasp.orientation, result.stamp, grasp.frame_id)))
         self.markers_pub.publish(object_markers(markers, result.stamp))
-        if not cam.detected_since_change:
-            return  # no verdict yet for this instruction: say nothing rather than "not found"
-        if result.status == "found":
-            self._publish_rewritten(result.rewritten_instruction)
-            self._publish_place(result)
-        # mode: "detect" on the frame that adopted a detection, else "track"
-        values: dict[str, Any] = {"mode": "detect" if cam.adopted else "track", "camera": cam.ns}
-        if primary is not None:
-            values["object"] = primary.name
-            values["score"] = f"{primary.score:.4f}"
-            values["candidates"] = cam.last_candidates  # every proposal's score at the last detection
-            if cam.last_runner_up:
-                values["runner_up_score"] = cam.last_runner_up
-            if primary.target is not None:
-                g = primary.target.grasp_base or primary.target.grasp_camera
-                values["target"] = ",".join(f"{v:.4f}" for v in g.position)
-                values["target_frame"] = g.frame_id
-        values["detection_ms"] = f"{cam.last_detection_s * 1e3:.1f}"
-        if self._tracking_ms:
-            values["tracking_ms_p95"] = f"{np.percentile(self._tracking_ms, 95):.1f}"
-        values["exclusions"] = len(cam.pipeline.exclusions)
-        values["rewritten"] = result.rewritten_instruction
-        level = "OK" if result.status == "found" else "WARN"
-        self._publish_status(result.status, result.reason, values, force=False, level=level)
+        self._publish_rewritten(update.rewritten)
+        self._publish_place(update.place)
+        self._publish_status(update.status)
 
-    def _publish_status(self, status: str, reason: str, values: dict[str, Any], force: bool, level: str = "OK") -> None:
-        now = time.monotonic()
-        key = (status, values.get("object", ""))
-        if values.get("mode") == "detect":
-            force = True  # every detection verdict is reported
-        if not force and key == self._last_status and now - self._last_status_time < self.status_period:
-            return
-        if key != self._last_status:
-            # (rclpy forbids one call site logging at two severities: two calls)
-            if status in ("found", "no_reference"):
-                self.get_logger().info(f"grounding: {status}: {reason[:200]}")
-            else:
-                self.get_logger().warning(f"grounding: {status}: {reason[:200]}")
-        self._last_status, self._last_status_time = key, now
-        vals = {"status": status, "reason": reason, "instruction": self._instruction, **values}
-        self.status_pub.publish(diagnostics_msg("grounding", level, f"{status}: {reason}"[:300], vals, ros_seconds(self)))
+    def _publish_status(self, report: StatusReport | None) -> None:
+        if report is not None:
+            self.status_pub.publish(diagnostics_msg("grounding", report.level, report.message, report.values,
+                                                    ros_seconds(self)))
 
     def stop(self) -> None:
-        """Stop the detection worker."""
-        self._stop.set()
-        self._worker.join(timeout=2.0)
+        """Stop the detection worker (joined for at most 2 s); nothing is published afterwards."""
+        self.scheduler.stop(timeout=2.0)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -484,6 +484,9 @@ def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run vla_stack safety_controller_node` / `vla-stack up`."""
     from rclpy.experimental import EventsExecutor
 
+    from vla_stack.realtime import apply_realtime_priority
+
+    apply_realtime_priority(argv=args)  # SCHED_FIFO for the control loop when the profile asks (before any thread)
     rclpy.init(args=args)
     node = None
     executor = None

@@ -12,6 +12,8 @@ Find *my* object among look-alikes, follow it, highlight it and rewrite the inst
 - `prompting`   highlight overlay + rewritten instruction
 - `target`      mask + depth -> centroid and top-down grasp (camera and base frame)
 - `pipeline`    GroundingPipeline wiring the stages from GroundingConfig
+- `scheduler`   GroundingScheduler: detection in a worker, tracking per frame, adoption by generation
+                (the grounding node's threading and reporting rules)
 - `learned`     the transformers backends (weights from local files only)
 - `cli`         `vla-stack enroll` / `vla-stack eval-grounding`
 

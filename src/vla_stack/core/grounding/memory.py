@@ -1,13 +1,19 @@
 """Personal-object memory: the few reference images of each personal object, cut out, with
 their embeddings, its category word and aliases, stored on disk.
 
-Layout (one directory per object under the memory root; default
-`config/personal_objects/`, configurable)::
+Layout (one directory per object under the memory root; default `<data dir>/personal_objects/`,
+i.e. `~/.vla_stack/personal_objects` or `$VLA_STACK_HOME/personal_objects`, see
+`vla_stack.paths.data_home`; configurable)::
 
     <root>/<name>/object.json        name, category, aliases, references, embedding files
     <root>/<name>/ref_00.png         reference crop (RGB)
     <root>/<name>/ref_00_mask.png    its object mask (255 = object)
     <root>/<name>/emb_<hash>.npy     (R, D) float32 embeddings of one embedder version
+
+The default memory is user data: it lives outside the installation (a `colcon build` or a
+reinstall replaces `share/vla_stack`). Objects in the installation's `config/personal_objects/`
+(shipped examples, or enrolments made before issue 12 put them there) are still read, read-only,
+when the user memory has no object of that name, with a warning saying where to move them.
 
 Embeddings are keyed by the embedder's `version`, so switching embedders (appearance ->
 dinov2) or their parameters recomputes them from the stored crops instead of comparing
@@ -16,7 +22,7 @@ incomparable vectors.
 Reference images may be whole photos: the object is cut out using a given mask, the alpha
 channel when present, or else a background model of the image border refined with GrabCut
 (object on a plain, contrasting background). Masks are the reliable way: the simulator's
-reference renders come with exact masks (see `vla_stack.core.grounding.cli`).
+reference renders come with exact masks (see `vla_stack.lab.grounding.sim_scenes`).
 """
 
 from __future__ import annotations
@@ -52,16 +58,22 @@ META_FILE = "object.json"
 FORMAT_VERSION = 1
 
 
-def default_root() -> Path:
-    """`config/personal_objects/` of this installation (source tree or share directory)."""
+def default_root(create: bool = True) -> Path:
+    """The user's personal-object memory: `<data dir>/personal_objects` (`vla_stack.paths.data_home`)."""
+    from vla_stack.paths import data_home
+
+    return data_home(create) / "personal_objects"
+
+
+def installed_root() -> Path | None:
+    """`config/personal_objects/` of this installation (read-only examples, old enrolments); None if none."""
     from vla_stack.paths import config_path
 
     try:
-        return config_path("personal_objects")
+        root = config_path("personal_objects")
     except FileNotFoundError:
-        from vla_stack.paths import data_home
-
-        return data_home() / "personal_objects"
+        return None
+    return root if root.is_dir() else None
 
 
 def check_name(name: object) -> str:
@@ -186,18 +198,45 @@ class PersonalObjectMemory:
 
     Args:
         root: memory directory (created on the first enrolment); None = `default_root()`.
+        read_only_roots: further directories objects are read from (never written) when `root`
+            has no object of that name. None = the installation's `config/personal_objects/`
+            when `root` is the default user memory, else none.
     """
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, read_only_roots: Sequence[str | Path] | None = None) -> None:
         self.root = Path(root).expanduser() if root else default_root()
+        if read_only_roots is None:
+            installed = installed_root() if self.root == default_root(create=False) else None
+            read_only_roots = [installed] if installed is not None and installed.resolve() != self.root.resolve() else []
+        self.read_only_roots = tuple(Path(r).expanduser() for r in read_only_roots)
         self._cache: dict[str, PersonalObject] = {}
 
     # ---- queries -------------------------------------------------------------------------
-    def names(self) -> list[str]:
-        """Names of the enrolled objects (sorted)."""
-        if not self.root.is_dir():
+    @staticmethod
+    def _names_in(root: Path) -> list[str]:
+        if not root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / META_FILE).is_file() and NAME_RE.match(p.name))
+        return [p.name for p in root.iterdir() if (p / META_FILE).is_file() and NAME_RE.match(p.name)]
+
+    def names(self) -> list[str]:
+        """Names of the enrolled objects (sorted; the writable root and the read-only roots together)."""
+        found = set(self._names_in(self.root))
+        for root in self.read_only_roots:
+            found.update(self._names_in(root))
+        return sorted(found)
+
+    def _directory(self, name: str) -> Path | None:
+        """Directory of object `name`: the writable root first, then the read-only roots (warning)."""
+        if (self.root / name / META_FILE).is_file():
+            return self.root / name
+        for root in self.read_only_roots:
+            if (root / name / META_FILE).is_file():
+                log.warning(
+                    "personal object '%s' is read from %s, inside the installation (a rebuild or reinstall "
+                    "replaces it; nothing is written there): if it is yours, move it to your data directory: "
+                    "mv %s %s/", name, root / name, root / name, self.root)
+                return root / name
+        return None
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names()
@@ -207,9 +246,8 @@ class PersonalObjectMemory:
         check_name(name)
         if name in self._cache:
             return self._cache[name]
-        directory = self.root / name
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
+        directory = self._directory(name)
+        if directory is None:
             raise KeyError(f"no personal object '{name}' in {self.root} (enrolled: {self.names() or 'none'})")
         obj = self._load(directory)
         self._cache[name] = obj
@@ -231,7 +269,7 @@ class PersonalObjectMemory:
         version = embedder.version
         if version not in obj.embeddings:
             obj.embeddings[version] = embedder.embed_crops(obj.crops).astype(np.float32)
-            if obj.directory is not None:
+            if obj.directory is not None and obj.directory.parent == self.root:  # read-only roots stay untouched
                 try:
                     self._write_meta(obj)
                 except OSError as exc:
@@ -308,7 +346,9 @@ class PersonalObjectMemory:
         check_name(name)
         directory = self.root / name
         if not (directory / META_FILE).is_file():
-            raise KeyError(f"no personal object '{name}' in {self.root}")
+            elsewhere = [str(r / name) for r in self.read_only_roots if (r / name / META_FILE).is_file()]
+            hint = f" (only in the read-only {', '.join(elsewhere)}: delete it there by hand)" if elsewhere else ""
+            raise KeyError(f"no personal object '{name}' in {self.root}{hint}")
         shutil.rmtree(directory)
         self._cache.pop(name, None)
 

@@ -93,7 +93,8 @@ class GroundingConfig:
                   "target farther than this from the detection's is the mask sliding onto the occluder: the detected "
                   "position is reported instead, m"},
     )
-    memory_root: str = field(default="", metadata={"help": "Personal-object memory directory ('' = config/personal_objects)"})
+    memory_root: str = field(default="", metadata={"help": "Personal-object memory directory ('' = <data dir>/personal_objects, "
+                                                                      "i.e. $VLA_STACK_HOME or ~/.vla_stack)"})
     base_frame: str = field(default="base", metadata={"help": "frame_id of targets in the robot base frame"})
     personal: bool = field(
         default=True,

@@ -10,7 +10,7 @@
 - `rtc`: real-time chunking guidance; `chunk_scheduler`: asynchronous execution strategies
   (rtc, sync, naive_async, temporal_ensemble); `realtime`: inference thread + scheduler for
   the node; `observation_builder`: inputs -> Observation with freshness checks.
-- `scripted_expert`, `simulation`, `datagen`, `dataset`, `train`, `evaluation`, `cli`:
-  demonstrations in simulation, the on-disk dataset, training, closed-loop evaluation and the
-  `vla-stack train-expert` / `serve-policy` entry points.
+- `serve_cli`: the `vla-stack serve-policy` entry point.
+
+Training, demonstrations, the dataset and evaluation are the lab's: `vla_stack.lab.policy`.
 """

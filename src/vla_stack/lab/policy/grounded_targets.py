@@ -28,8 +28,8 @@ from vla_stack.core.policy.observation_builder import (
     ObservationConfig,
     yaw_from_quaternion,
 )
-from vla_stack.core.policy.simulation import SimPickPlace
 from vla_stack.core.policy.types import Observation
+from vla_stack.lab.policy.simulation import SimPickPlace
 
 
 @dataclass

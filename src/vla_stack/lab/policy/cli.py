@@ -1,11 +1,11 @@
-"""Command-line entry points of the action expert (wired into `vla-stack` by `vla_stack.cli`).
+"""Command-line entry point of action-expert training (wired into `vla-stack` by `vla_stack.cli`).
 
     vla-stack train-expert                      # demonstrations + training -> checkpoint
     vla-stack train-expert --skip-datagen       # retrain on an existing dataset
-    vla-stack serve-policy --port 8000          # serve the built-in expert over the openpi protocol
 
-`add_train_arguments(parser)` / `train_expert_main(args)` and `add_serve_arguments(parser)` /
-`serve_policy_main(args)` are the pairs to wire; both mains return a process exit code.
+`add_train_arguments(parser)` / `train_expert_main(args)` is the pair to wire; the main returns a
+process exit code. Serving a checkpoint (`vla-stack serve-policy`) is runtime:
+`vla_stack.core.policy.serve_cli`.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def train_expert_main(args: argparse.Namespace) -> int:
     """`vla-stack train-expert`: datagen (unless --skip-datagen) + training. Exit code 0 on success."""
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, args.threads)))
-    from vla_stack.core.policy.datagen import DatagenConfig, generate_dataset
-    from vla_stack.core.policy.dataset import Dataset, DatasetError
     from vla_stack.core.policy.model import ActionExpertConfig
-    from vla_stack.core.policy.train import TrainConfig, train_expert
+    from vla_stack.lab.policy.datagen import DatagenConfig, generate_dataset
+    from vla_stack.lab.policy.dataset import Dataset, DatasetError
+    from vla_stack.lab.policy.train import TrainConfig, train_expert
 
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     t0 = time.time()
@@ -99,57 +99,11 @@ def train_expert_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of `vla-stack serve-policy`."""
-    parser.description = (
-        "Serve the built-in action expert over the openpi policy-server websocket protocol (msgpack-numpy), "
-        "so openpi clients and this stack's `openpi` backend on another machine can use it."
-    )
-    parser.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    parser.add_argument("--checkpoint", default="", help="checkpoint directory (default: the shipped one)")
-    parser.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
-    parser.add_argument("--flow-steps", type=int, default=0, help="flow sampler steps (default: the checkpoint's)")
-    parser.add_argument("--state-key", default="observation/state", help="observation key of arm joints + gripper")
-    parser.add_argument("--prompt-key", default="prompt", help="observation key of the instruction")
-    return parser
-
-
-def serve_policy_main(args: argparse.Namespace) -> int:
-    """`vla-stack serve-policy`: run the server until Ctrl-C. Exit code 0, 2 on a bad checkpoint."""
-    import logging
-
-    from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig, BuiltinExpertPolicy
-    from vla_stack.core.policy.backends.openpi_protocol import KeyMap
-    from vla_stack.core.policy.backends.server import PolicyServer, ServerConfig
-    from vla_stack.core.policy.checkpoint import CheckpointError
-
-    logging.basicConfig(level=logging.INFO, format="[serve-policy] %(message)s")
-    try:
-        policy = BuiltinExpertPolicy(BuiltinExpertConfig(checkpoint=args.checkpoint, seed=args.seed, flow_steps=args.flow_steps))
-    except CheckpointError as exc:
-        print(f"serve-policy: {exc}", file=sys.stderr)
-        return 2
-    server = PolicyServer(policy, ServerConfig(host=args.host, port=args.port,
-                                               keys=KeyMap(state=args.state_key, prompt=args.prompt_key)))
-    meta = policy.metadata
-    print(f"[serve-policy] built-in expert (H={meta.horizon}, {meta.control_period * 1000:.0f} ms steps) on "
-          f"ws://{args.host}:{args.port} (health: http://{args.host}:{args.port}/healthz); Ctrl-C stops", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: `python -m vla_stack.core.policy.cli {train-expert,serve-policy} ...`."""
-    parser = argparse.ArgumentParser(prog="python -m vla_stack.core.policy.cli")
+    """Stand-alone entry: `python -m vla_stack.lab.policy.cli train-expert ...`."""
+    parser = argparse.ArgumentParser(prog="python -m vla_stack.lab.policy.cli")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_arguments(sub.add_parser("train-expert")).set_defaults(func=train_expert_main)
-    add_serve_arguments(sub.add_parser("serve-policy")).set_defaults(func=serve_policy_main)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

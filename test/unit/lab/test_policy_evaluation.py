@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vla_stack.core.policy.backends.builtin import BuiltinExpertPolicy
-from vla_stack.core.policy.evaluation import run_episode, smoothness, summarize
+from vla_stack.lab.policy.evaluation import run_episode, smoothness, summarize
 
 
 def test_smoothness_finds_the_jump_at_a_chunk_boundary():
@@ -41,13 +41,13 @@ def _grounded(seed: int, with_planner: bool, memory_dir):
     import importlib.util
     from pathlib import Path
 
-    from vla_stack.core.grounding.cli import sim_reference_views
     from vla_stack.core.grounding.memory import PersonalObjectMemory
     from vla_stack.core.grounding.pipeline import GroundingPipeline
-    from vla_stack.core.policy.grounded_targets import GroundedTargets
-    from vla_stack.core.policy.simulation import SimPickPlace
+    from vla_stack.lab.grounding.sim_scenes import sim_reference_views
+    from vla_stack.lab.policy.grounded_targets import GroundedTargets
+    from vla_stack.lab.policy.simulation import SimPickPlace
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     spec = importlib.util.spec_from_file_location("grounded_loop", root / "bench" / "grounded_loop.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -36,16 +36,16 @@ from scipy.interpolate import CubicHermiteSpline
 
 from vla_stack.core.kinematics.assets import PANDA_READY_POSE
 from vla_stack.core.kinematics.robot_model import RobotModel
-from vla_stack.core.policy.dataset import DatasetWriter, Episode
-from vla_stack.core.policy.scripted_expert import (
+from vla_stack.core.policy.types import ACTION_DIM, SUBTASKS
+from vla_stack.lab.policy.dataset import DatasetWriter, Episode
+from vla_stack.lab.policy.scripted_expert import (
     PickPlaceConfig,
     PlanningError,
     ScriptedPickPlace,
     Segment,
     top_down_pose,
 )
-from vla_stack.core.policy.simulation import SimPickPlace
-from vla_stack.core.policy.types import ACTION_DIM, SUBTASKS
+from vla_stack.lab.policy.simulation import SimPickPlace
 
 PHASE_SUBTASK = {
     "approach": "pick", "descend": "pick", "grasp": "pick",

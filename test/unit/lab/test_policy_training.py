@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from vla_stack.core.policy.datagen import DatagenConfig, generate_episode
-from vla_stack.core.policy.dataset import Dataset, DatasetError, DatasetWriter, Episode
 from vla_stack.core.policy.types import SUBTASKS
+from vla_stack.lab.policy.datagen import DatagenConfig, generate_episode
+from vla_stack.lab.policy.dataset import Dataset, DatasetError, DatasetWriter, Episode
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,8 @@ def test_dataset_rejects_bad_episodes_and_other_formats(tmp_path, episode):
 def test_tiny_training_run_reduces_the_loss(tmp_path, episode):
     from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig, BuiltinExpertPolicy
     from vla_stack.core.policy.model import ActionExpertConfig
-    from vla_stack.core.policy.simulation import SimPickPlace
-    from vla_stack.core.policy.train import TrainConfig, train_expert
+    from vla_stack.lab.policy.simulation import SimPickPlace
+    from vla_stack.lab.policy.train import TrainConfig, train_expert
 
     writer = DatasetWriter(tmp_path / "ds", 0.05, 16)
     writer.add(episode)
@@ -96,7 +96,7 @@ def test_tiny_training_run_reduces_the_loss(tmp_path, episode):
 
 def test_training_is_deterministic_for_a_seed(tmp_path, episode):
     from vla_stack.core.policy.model import ActionExpertConfig
-    from vla_stack.core.policy.train import TrainConfig, train_expert
+    from vla_stack.lab.policy.train import TrainConfig, train_expert
 
     writer = DatasetWriter(tmp_path / "ds", 0.05, 16)
     writer.add(episode)

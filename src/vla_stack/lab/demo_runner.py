@@ -28,21 +28,15 @@ import json
 import os
 import random
 import shutil
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from vla_stack.bringup import ProcessGroup, load_profile, localhost_dds_environment
-from vla_stack.core.contracts import (
-    ContractError,
-    SimReset,
-    encode_sim_reset,
-    parse_ground_truth,
-    parse_subtask,
-)
+from vla_stack.bringup import ProcessGroup, localhost_dds_environment
+from vla_stack.core.contracts import ContractError, parse_ground_truth
+from vla_stack.ros.stack_client import StackClient, StackNotReady, StackStatus
 
 INSTRUCTION = "bring my cup to the tray"
 VIDEO_FPS = 10
@@ -76,82 +70,42 @@ class EpisodeResult:
     reason: str = ""
 
 
-class StackObserver:
-    """rclpy node of the demo process: watches the stack, publishes the instruction, records MCAP."""
+@dataclass(frozen=True)
+class EpisodeStatus(StackStatus):
+    """`StackStatus` plus what only an evaluator sees: the simulator's ground truth.
 
-    def __init__(self, rclpy_mod, context) -> None:
-        from rclpy.executors import SingleThreadedExecutor
+    Args:
+        gt: latest `sim/ground_truth` JSON (mugs, tray, time, seed ...), None before the first.
+        first_gt: the first one after the last `forget()`.
+        touched: first mug seen in the gripper since the last `forget()` ("" = none).
+    """
+
+    gt: dict | None = None
+    first_gt: dict | None = None
+    touched: str = ""
+
+
+class EpisodeObserver(StackClient):
+    """The demo's stack client (`StackClient`): watches the stack's topics and the simulator's ground truth
+    (the demo is the evaluator, so it may read it; no stack node does), publishes the instruction and
+    records MCAP. `status()` returns an `EpisodeStatus`.
+    """
+
+    status_type = EpisodeStatus
+
+    def __init__(self, context=None, namespace: str = "", node_name: str = "vla_stack_demo",
+                 watch_images: bool = True, use_sim_time: bool = False) -> None:
+        self.recorder = None
+        super().__init__(namespace=namespace, context=context, node_name=node_name, watch_images=watch_images,
+                         use_sim_time=use_sim_time)
+
+    def _create_subscriptions(self) -> None:
         from std_msgs.msg import String
 
         from vla_stack.ros import interfaces as itf
 
-        self.itf = itf
-        self.node = rclpy_mod.create_node("vla_stack_demo", context=context)
-        from rclpy.logging import LoggingSeverity
-
-        self.node.get_logger().set_level(LoggingSeverity.WARN)  # the recorder's per-topic lines are noise here
-        self.lock = threading.Lock()
         self.node.create_subscription(String, itf.GROUND_TRUTH.name, self._on_gt, itf.GROUND_TRUTH.sub_qos)
-        self.node.create_subscription(itf.PROMPTED_IMAGE.msg_type, itf.PROMPTED_IMAGE.name, self._on_image,
-                                      itf.PROMPTED_IMAGE.sub_qos)
-        self.node.create_subscription(String, itf.PLANNER_SUBTASK.name, self._on_subtask, itf.PLANNER_SUBTASK.sub_qos)
-        self.node.create_subscription(String, itf.GROUNDING_INSTRUCTION.name, self._on_rewritten,
-                                      itf.GROUNDING_INSTRUCTION.sub_qos)
-        self.node.create_subscription(itf.ACTION_CHUNK.msg_type, itf.ACTION_CHUNK.name, self._on_chunk,
-                                      itf.ACTION_CHUNK.sub_qos)
-        self.node.create_subscription(itf.JOINT_STATES.msg_type, itf.JOINT_STATES.name, self._on_joints,
-                                      itf.JOINT_STATES.sub_qos)
         self.node.create_subscription(String, itf.FEEDBACK.name, lambda m: None, itf.FEEDBACK.sub_qos)
-        self.feedback_pub = self.node.create_publisher(String, itf.FEEDBACK.name, itf.FEEDBACK.pub_qos)
-        for name, topic_node in (("planner", "planner"), ("grounding", "grounding"), ("action_expert", "action_expert"),
-                                 ("safety_controller", "safety")):
-            topic = itf.status(topic_node)
-            self.node.create_subscription(topic.msg_type, topic.name, lambda m, n=name: self._on_status(n, m), topic.sub_qos)
-        self.instruction_pub = self.node.create_publisher(String, itf.INSTRUCTION.name, itf.INSTRUCTION.pub_qos)
-        self.reset_pub = self.node.create_publisher(String, itf.SIM_RESET.name, itf.SIM_RESET.pub_qos)
-        from std_srvs.srv import Trigger
-
-        self.reset_clients = {name: self.node.create_client(Trigger, srv) for name, srv in (
-            ("planner", "planner_node/reset"), ("grounding", "grounding_node/reset"),
-            ("action_expert", "action_expert/reset"), ("safety", "safety/reset"))}
-        self.recorder = None
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self.reset()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def reset(self) -> None:
-        """Forget the previous episode."""
-        with self.lock:
-            self.gt: dict | None = None
-            self.first_gt: dict | None = None
-            self.touched = ""
-            self.frame: np.ndarray | None = None
-            self.frame_count = 0
-            self.subtask: dict = {}
-            self.rewritten = ""
-            self.status: dict[str, dict] = {}
-            self.chunks = 0
-            self.joints: dict[str, tuple[float, float]] = {}  # name -> (position, velocity)
-            self.joint_stamp = 0.0
-
-    def call_reset(self, name: str, timeout: float = 10.0) -> tuple[bool, str]:
-        """Call one node's reset service (std_srvs/Trigger); (success, message)."""
-        from std_srvs.srv import Trigger
-
-        client = self.reset_clients[name]
-        if not client.wait_for_service(timeout_sec=timeout):
-            return False, f"{client.srv_name} not available"
-        future = client.call_async(Trigger.Request())
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not future.done():
-            return False, f"{client.srv_name} did not answer within {timeout:.0f} s"
-        result = future.result()
-        return bool(result.success), str(result.message)
 
     def record(self, recording, exclude: list[str]) -> None:
         """Record the stack's topics into `recording` (McapRecording) from now on."""
@@ -160,79 +114,19 @@ class StackObserver:
         self.recorder = TopicRecorder(self.node, recording, exclude=exclude,
                                       max_rates={"*image*": 2.0, "*mask*": 2.0, "*segmentation*": 0.5})
 
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
     def _on_gt(self, msg) -> None:
         try:
             gt = parse_ground_truth(msg.data).to_dict()
         except ContractError:
             return
         with self.lock:
-            self.gt = gt
-            if self.first_gt is None:
-                self.first_gt = gt
-            if not self.touched:
+            obs = self._observed
+            touched = obs.touched
+            if not touched:
                 held = [m["name"] for m in gt.get("mugs", []) if m.get("in_gripper")]
-                if held:
-                    self.touched = held[0]
-
-    def _on_image(self, msg) -> None:
-        from vla_stack.ros.conversions import MessageError, image_to_numpy
-
-        try:
-            frame = image_to_numpy(msg)
-        except MessageError:
-            return
-        with self.lock:
-            self.frame = frame
-            self.frame_count += 1
-
-    def _on_subtask(self, msg) -> None:
-        try:
-            data = asdict(parse_subtask(msg.data))
-        except ContractError:
-            return
-        with self.lock:
-            self.subtask = data
-
-    def _on_rewritten(self, msg) -> None:
-        with self.lock:
-            self.rewritten = msg.data
-
-    def _on_joints(self, msg) -> None:
-        from vla_stack.ros.conversions import stamp_to_seconds
-
-        vel = list(msg.velocity) if len(msg.velocity) == len(msg.name) else [0.0] * len(msg.name)
-        with self.lock:
-            self.joints = {n: (float(p), float(v)) for n, p, v in zip(msg.name, msg.position, vel, strict=False)}
-            self.joint_stamp = stamp_to_seconds(msg.header.stamp)
-
-    def _on_chunk(self, _msg) -> None:
-        with self.lock:
-            self.chunks += 1
-
-    def _on_status(self, name: str, msg) -> None:
-        from vla_stack.ros.conversions import diagnostics_to_dict
-
-        for report in diagnostics_to_dict(msg).values():
-            with self.lock:
-                self.status[name] = {"level": report["level"], "message": report["message"], **report["values"]}
-
-    def snapshot(self) -> dict:
-        """Copy of everything observed so far."""
-        with self.lock:
-            return {"gt": self.gt, "first_gt": self.first_gt, "touched": self.touched, "frame": self.frame,
-                    "frame_count": self.frame_count, "subtask": dict(self.subtask), "rewritten": self.rewritten,
-                    "status": {k: dict(v) for k, v in self.status.items()}, "chunks": self.chunks,
-                    "joints": dict(self.joints), "joint_stamp": self.joint_stamp}
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
+                touched = held[0] if held else ""
+            self._observed = replace(obs, gt=gt, first_gt=obs.first_gt if obs.first_gt is not None else gt,
+                                     touched=touched)
 
 
 def _overlay(frame: np.ndarray, lines: list[str]) -> np.ndarray:
@@ -259,10 +153,10 @@ def enroll_from_sim(seed: int, mugs: int, memory: Path, objects: Path | None) ->
 
     Returns (the simulator's name of that mug, seconds the enrolment itself took).
     """
-    from vla_stack.core.grounding.cli import sim_reference_views
     from vla_stack.core.grounding.embedders import AppearanceEmbedder
     from vla_stack.core.grounding.memory import PersonalObjectMemory
     from vla_stack.core.sim import SceneConfig, SimRobot
+    from vla_stack.lab.grounding.sim_scenes import sim_reference_views
 
     cfg = SceneConfig(seed=seed, num_mugs=mugs, texture_dir=str(objects) if objects else "")
     robot = SimRobot(cfg)
@@ -282,7 +176,7 @@ def _in_tray(gt: dict, mug: str) -> bool:
     return bool(entry["in_tray"] and entry["upright"] and not entry.get("in_gripper"))
 
 
-def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, memory: Path, log,
+def start_stack(observer: EpisodeObserver, mode: str, args: argparse.Namespace, memory: Path, log,
                 extra_overrides: dict[str, dict] | None = None) -> ProcessGroup:
     """Start the `sim` profile for `mode` ("personal" / "generic") and wait until every node is up.
 
@@ -290,7 +184,6 @@ def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, me
 
     Raises RuntimeError with the reason when a node dies or the stack is not ready in time.
     """
-    profile = load_profile("sim")
     overrides = {
         "sim_node": {"seed": args.seed, "num_mugs": args.mugs, "camera_rate": args.camera_rate,
                      "real_time_factor": args.real_time_factor,
@@ -299,7 +192,6 @@ def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, me
     }
     for exe, extra in (extra_overrides or {}).items():
         overrides[exe] = {**overrides.get(exe, {}), **extra}
-    nodes = tuple(replace(n, overrides={**n.overrides, **overrides.get(n.executable, {})}) for n in profile.nodes)
     log_dir = getattr(args, "log_dir", None)
     log_file = None
     if log_dir:  # every node's output, prefixed with its name, whatever --verbose says
@@ -312,35 +204,18 @@ def start_stack(observer: StackObserver, mode: str, args: argparse.Namespace, me
         if args.verbose:
             print(line, flush=True)
 
-    group = ProcessGroup(replace(profile, nodes=nodes), sink=sink)
-    observer.reset()
-    t0 = time.monotonic()
-    group.start()
-    log(f"starting the stack ({mode} grounding): {', '.join(n.name for n in nodes)}")
-    while True:
-        snap = observer.snapshot()
-        st = snap["status"]
-        ready = (snap["gt"] is not None and st.get("planner", {}).get("model_ready") == "True"
-                 and "action_expert" in st and "safety_controller" in st
-                 and observer.instruction_pub.get_subscription_count() >= 2
-                 and all(c.service_is_ready() for c in observer.reset_clients.values()))
-        if ready:
-            break
-        dead = group.check()
-        if dead:
-            group.stop(5.0)
-            raise RuntimeError(f"{dead} exited during start-up (its output: {log_dir or 'run with --verbose'})")
-        if time.monotonic() - t0 > args.startup_timeout:
-            missing = [n for n in ("planner", "action_expert", "safety_controller") if n not in st]
-            group.stop(5.0)
-            raise RuntimeError(f"stack not ready within {args.startup_timeout:.0f} s (no status from {missing or 'none'}; "
-                               "planner model still loading?)")
-        time.sleep(0.1)
-    log(f"stack up in {time.monotonic() - t0:.1f} s")
+    group = observer.start_profile("sim", overrides, sink=sink)
+    log(f"starting the stack ({mode} grounding): {', '.join(p.spec.name for p in group.processes)}")
+    try:
+        took = observer.wait_until_ready(args.startup_timeout, extra=lambda s: s.gt is not None)
+    except StackNotReady as exc:
+        where = f" (its output: {log_dir or 'run with --verbose'})" if "exited" in str(exc) else ""
+        raise RuntimeError(f"{exc}{where}") from exc
+    log(f"stack up in {took:.1f} s")
     return group
 
 
-def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: int, mode: str,
+def run_episode(observer: EpisodeObserver, group: ProcessGroup, index: int, seed: int, mode: str,
                 args: argparse.Namespace, writer, memory: Path, log) -> EpisodeResult:
     """One episode on a running stack: new scene, every node reset, instruction, watch, judge."""
     res = EpisodeResult(index + 1, seed, args.mugs, mode)
@@ -350,36 +225,34 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
     except RuntimeError as exc:
         res.reason = str(exc)
         return res
-    from std_msgs.msg import String
-
     res.startup_s = time.monotonic() - t0
-    safety0 = {k: int(v) for k, v in observer.snapshot()["status"].get("safety_controller", {}).items()
+    safety0 = {k: int(v) for k, v in observer.status().status.get("safety_controller", {}).items()
                if k.startswith("count.")}  # the controller's counters run since its start
     log(f"episode {res.episode} ({mode}): seed {seed}, {args.mugs} mugs, mine = {res.mine} "
         f"(enrolled in {enrol_s:.2f} s); instruction: {INSTRUCTION!r}")
-    observer.instruction_pub.publish(String(data=INSTRUCTION))
+    observer.send_instruction(INSTRUCTION)
     run_start = time.monotonic()
-    sim_start = float(observer.snapshot()["gt"]["time"])
+    sim_start = float(observer.status().gt["time"])
     wall_cap = args.timeout / max(args.real_time_factor, 0.05) * 3.0 + 60.0  # a stalled simulator still ends
     last_frame, success_since, done_since = -1, None, None
     sim_now = sim_start
     while sim_now - sim_start < args.timeout and time.monotonic() - run_start < wall_cap:
-        snap = observer.snapshot()
-        gt, st = snap["gt"], snap["status"]
+        snap = observer.status()
+        gt, st = snap.gt, snap.status
         if gt is not None:
             sim_now = float(gt.get("time", sim_now))
-        sub = snap["subtask"]
-        if writer is not None and snap["frame"] is not None and snap["frame_count"] != last_frame:
-            last_frame = snap["frame_count"]
+        sub = snap.subtask
+        if writer is not None and snap.frame is not None and snap.frame_count != last_frame:
+            last_frame = snap.frame_count
             g = st.get("grounding", {})
             lines = [
                 f"ep {res.episode} ({mode}) seed {seed}  t={sim_now - sim_start:4.1f} s (sim)",
-                f"task: {snap['rewritten'] or INSTRUCTION}",
+                f"task: {snap.rewritten or INSTRUCTION}",
                 f"subtask: {sub.get('skill', '-')} {sub.get('arguments', {}).get('object', '')} "
                 f"[{sub.get('status', '-')}]",
                 f"grounding: {g.get('status', '-')} score {g.get('score', '-')}",
             ]
-            writer.append(_overlay(snap["frame"], lines))
+            writer.append(_overlay(snap.frame, lines))
             res.frames += 1
         if gt is not None and gt.get("seed") == seed and _in_tray(gt, res.mine):
             success_since = success_since or sim_now
@@ -409,13 +282,13 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
                       else f"the simulator stalled: {sim_now - sim_start:.0f} s of sim time in {wall_cap:.0f} s")
     res.duration_s = sim_now - sim_start
     res.wall_s = time.monotonic() - run_start
-    snap = observer.snapshot()
-    st = snap["status"]
-    res.touched = snap["touched"]
+    snap = observer.status()
+    st = snap.status
+    res.touched = snap.touched
     res.correct_mug = res.touched == res.mine
     if res.success and not res.touched:
         res.correct_mug = True  # the mug reached the tray: it was held even if no sample saw it
-    res.chunks = snap["chunks"]
+    res.chunks = snap.chunks
     safety = st.get("safety_controller", {})
     res.safety_codes = {k[len("count."):]: int(v) - safety0.get(k, 0) for k, v in safety.items()
                         if k.startswith("count.") and int(v) - safety0.get(k, 0) > 0}
@@ -435,53 +308,15 @@ def run_episode(observer: StackObserver, group: ProcessGroup, index: int, seed: 
     return res
 
 
-def reset_episode(observer: StackObserver, seed: int, mugs: int, memory: Path, objects: Path | None) -> tuple[str, float]:
-    """Enrol scene `seed`'s mug, reset the simulator to that scene and reset every node.
+def reset_episode(observer: EpisodeObserver, seed: int, mugs: int, memory: Path, objects: Path | None) -> tuple[str, float]:
+    """Enrol scene `seed`'s mug, reset the simulator to that scene and reset every node (`StackClient.reset`).
 
     Returns (the simulator's name of "my" mug, enrolment seconds). Raises RuntimeError with the reason.
     """
-    from std_msgs.msg import String
-
     mine, enrol_s = enroll_from_sim(seed, mugs, memory, objects)
-    observer.reset()
-    observer.reset_pub.publish(String(data=encode_sim_reset(SimReset(seed=seed, num_mugs=mugs))))
-    if not observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 30.0):
-        raise RuntimeError("the simulator did not reset to the new scene within 30 s")
-    for name in ("safety", "action_expert", "planner", "grounding"):
-        ok, message = observer.call_reset(name)
-        deadline = time.monotonic() + 15.0
-        while not ok and name == "safety" and time.monotonic() < deadline:
-            time.sleep(0.5)  # the safety controller refuses while the arm is still stopping: ask again
-            ok, message = observer.call_reset(name)
-        if not ok:
-            raise RuntimeError(f"{name} reset failed: {message}")
-    time.sleep(0.5)
-    observer.reset()  # forget what arrived between the scene reset and the node resets
-    observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 10.0)
-    # the scene reset moves the arm in one step: a safety controller that saw that jump only
-    # after its reset reports a tracking-error FAULT. Check its status and reset it again.
-    for _ in range(5):
-        if not observer_wait(observer, lambda s: "safety_controller" in s["status"], 5.0):
-            break
-        message = str(observer.snapshot()["status"]["safety_controller"].get("message", ""))
-        if "FAULT" not in message:
-            break
-        observer.call_reset("safety")
-        time.sleep(1.0)
-        observer.reset()
-    if not observer_wait(observer, lambda s: s["gt"] is not None and s["gt"].get("seed") == seed, 10.0):
-        raise RuntimeError("no ground truth from the simulator after the resets")
+    observer.reset(scene={"seed": seed, "num_mugs": mugs},
+                   scene_ready=lambda s: s.gt is not None and s.gt.get("seed") == seed)
     return mine, enrol_s
-
-
-def observer_wait(observer: StackObserver, predicate, timeout: float) -> bool:
-    """Poll `predicate(observer.snapshot())` until true or `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate(observer.snapshot()):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class _Video:
@@ -561,7 +396,7 @@ def run_demo(args: argparse.Namespace) -> int:
         video.viewer = _viewer(log)
     context = Context()
     rclpy.init(context=context)
-    observer = StackObserver(rclpy, context)
+    observer = EpisodeObserver(context)
     recording = None
     if not args.no_record:
         from vla_stack.core.recording import McapRecording
@@ -569,7 +404,6 @@ def run_demo(args: argparse.Namespace) -> int:
         recording = McapRecording(out / "demo.mcap")
         observer.record(recording, exclude=["camera/*", "wrist_camera/*", "sim/ground_truth/segmentation", "/clock"])
     results: list[EpisodeResult] = []
-    group = None
     try:
         for mode in modes:
             try:
@@ -582,14 +416,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 results.append(r)
                 log(f"episode {r.episode} ({mode}): {'SUCCESS' if r.success else 'FAILED'} in {r.duration_s:.1f} s, "
                     f"took {r.touched or 'no mug'} (mine: {r.mine})" + (f": {r.reason}" if r.reason else ""))
-            group.stop(5.0)
-            group = None
+            observer.stop_stack(5.0)
     except KeyboardInterrupt:
         log("interrupted: summarising the finished episodes")
     finally:
-        if group is not None:
-            group.stop(5.0)
-        observer.close()
+        observer.close(5.0)  # stops the stack if it is still running
         rclpy.try_shutdown(context=context)
         if video is not None:
             video.close()

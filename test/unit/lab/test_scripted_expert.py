@@ -5,7 +5,7 @@ import pytest
 
 from vla_stack.core.kinematics.assets import PANDA_READY_POSE
 from vla_stack.core.kinematics.robot_model import RobotModel
-from vla_stack.core.policy.scripted_expert import PickPlaceConfig, PlanningError, ScriptedPickPlace
+from vla_stack.lab.policy.scripted_expert import PickPlaceConfig, PlanningError, ScriptedPickPlace
 
 
 @pytest.fixture(scope="module")

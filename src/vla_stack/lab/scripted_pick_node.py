@@ -20,7 +20,7 @@ from rclpy.node import Node
 
 from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.kinematics.robot_model import RobotModel
-from vla_stack.core.policy.scripted_expert import PickPlaceConfig, PlanningError, ScriptedPickPlace, Segment
+from vla_stack.lab.policy.scripted_expert import PickPlaceConfig, PlanningError, ScriptedPickPlace, Segment
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
     MessageError,

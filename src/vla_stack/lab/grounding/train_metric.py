@@ -32,18 +32,18 @@ def scene_features(seed: int, min_mugs: int = 2, max_mugs: int = 4, views: int =
     Returns arrays: features (N, D), instance (N,) = seed * 16 + mug index, is_reference (N,) bool,
     is_mine (N,) bool.
     """
-    from vla_stack.core.grounding.cli import _jitter_lighting, _scene_config, sim_reference_views
     from vla_stack.core.grounding.embedders import AppearanceEmbedder, crop_object
     from vla_stack.core.grounding.imageops import mask_iou
     from vla_stack.core.grounding.proposals import DETECTORS
     from vla_stack.core.sim.robot import SimRobot
+    from vla_stack.lab.grounding.sim_scenes import jitter_lighting, scene_config, sim_reference_views
 
     embedder = AppearanceEmbedder(projection="none")
     detector = DETECTORS.create("depth_clusters")
     ns = argparse.Namespace(min_mugs=min_mugs, max_mugs=max_mugs, objects=None)
-    robot = SimRobot(_scene_config(seed, ns))
+    robot = SimRobot(scene_config(seed, ns))
     try:
-        _jitter_lighting(robot, seed)
+        jitter_lighting(robot, seed)
         rgb, depth = robot.render()
         seg = robot.render_segmentation()
         labels = robot.segmentation_labels()

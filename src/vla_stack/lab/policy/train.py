@@ -32,11 +32,11 @@ import numpy as np
 
 from vla_stack.core.kinematics.robot_model import RobotModel
 from vla_stack.core.policy.checkpoint import save_checkpoint
-from vla_stack.core.policy.dataset import Dataset
 from vla_stack.core.policy.features import ActionNormalizer, FeatureNormalizer, encode_arrays
 from vla_stack.core.policy.latent import fit_projection, planner_latent_table, planner_training_latents
 from vla_stack.core.policy.model import ActionExpertConfig
 from vla_stack.core.policy.types import LATENT_DIM, SUBTASKS
+from vla_stack.lab.policy.dataset import Dataset
 
 
 @dataclass(frozen=True)

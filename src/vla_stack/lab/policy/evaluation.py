@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from vla_stack.core.policy.chunk_scheduler import ChunkScheduler, SchedulerConfig
-from vla_stack.core.policy.simulation import SimPickPlace
 from vla_stack.core.policy.types import Policy, PolicyError, chunk_to_actions
+from vla_stack.lab.policy.simulation import SimPickPlace
 
 
 @dataclass

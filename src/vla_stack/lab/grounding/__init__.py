@@ -1,0 +1,1 @@
+"""Lab side of grounding: simulated references and scenes, evaluation, metric training."""
