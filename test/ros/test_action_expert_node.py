@@ -16,7 +16,6 @@ going.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -28,6 +27,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_stack.core.contracts import parse_ground_truth
 from vla_stack.core.kinematics.robot_model import RobotModel
 from vla_stack.lab.policy.simulation import grasp_and_place
 from vla_stack.paths import config_path
@@ -63,7 +63,7 @@ class Grounding:
 
     def ground_truth(self) -> dict | None:
         with self.node.lock:
-            return json.loads(self.gt[-1].data) if self.gt else None
+            return parse_ground_truth(self.gt[-1].data).to_dict() if self.gt else None
 
     def state(self) -> tuple[float, np.ndarray]:
         with self.node.lock:

@@ -152,6 +152,31 @@ def test_malformed_trajectories_raise():
         cv.joint_trajectory_to_chunk(msg)
 
 
+def _trajectory(velocities: list[list[float]]) -> JointTrajectory:
+    msg = JointTrajectory(joint_names=["a", "b"])
+    msg.points = [JointTrajectoryPoint(positions=[0.1 * i, 0.2 * i], velocities=v) for i, v in enumerate(velocities)]
+    return msg
+
+
+def test_trajectory_fields_use_velocities_only_when_every_point_has_a_full_finite_vector():
+    """The one conversion sim_node and safety_controller_node share (they used to disagree: any vs all)."""
+    full = cv.joint_trajectory_fields(_trajectory([[1.0, 2.0], [3.0, 4.0]]))
+    assert np.array_equal(full["velocities"], [[1.0, 2.0], [3.0, 4.0]]) and full["velocity_note"] == ""
+    none = cv.joint_trajectory_fields(_trajectory([[], []]))
+    assert none["velocities"] is None and none["velocity_note"] == ""
+    assert len(none["positions"]) == 2 and none["names"] == ["a", "b"]
+    for rows, why in (([[1.0, 2.0], []], "only 1 of 2 points"), ([[1.0], [2.0]], "point 0 has 1 values for 2"),
+                      ([[1.0, float("nan")], [0.0, 0.0]], "NaN")):
+        partial = cv.joint_trajectory_fields(_trajectory(rows))
+        assert partial["velocities"] is None, rows
+        assert why in partial["velocity_note"] and "positions only" in partial["velocity_note"]
+
+
+def test_trajectory_fields_of_an_empty_trajectory_have_no_velocities():
+    f = cv.joint_trajectory_fields(JointTrajectory(joint_names=["a"]))
+    assert f["velocities"] is None and f["velocity_note"] == "" and f["times"].shape == (0,)
+
+
 @FAST
 @given(arrays(np.float64, 3, elements=finite), arrays(np.float64, 3, elements=finite))
 def test_wrench_round_trip(f, t):

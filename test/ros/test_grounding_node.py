@@ -15,7 +15,7 @@ a grounding node whose depth topic carries nothing logs why and keeps publishing
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import subprocess
 import sys
 
@@ -26,6 +26,7 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from vla_stack.core.contracts import ExclusionRequest, encode_exclusion, parse_ground_truth
 from vla_stack.paths import config_path
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import diagnostics_to_dict, image_to_numpy, numpy_to_image
@@ -70,7 +71,7 @@ def test_grounding_node_finds_highlights_and_locates_my_mug(start_node, ros_node
     instr = ros_node.publisher(itf.INSTRUCTION.name, String, itf.INSTRUCTION.pub_qos)
     assert node.wait_for_output("grounding_node: cameras", timeout=60), node.text()[-3000:]
     assert ros_node.wait_until(lambda: gt_msgs and len(prompted) > 2, timeout=60), node.text()[-3000:]
-    gt = json.loads(gt_msgs[-1].data)
+    gt = parse_ground_truth(gt_msgs[-1].data).to_dict()
     mine = next(m for m in gt["mugs"] if m["mine"])
 
     # --- garbage instruction: reported, nothing targeted
@@ -132,10 +133,9 @@ def test_grounding_node_finds_highlights_and_locates_my_mug(start_node, ros_node
 
     # --- "not that one" at my mug: my mug is no candidate any more; clearing restores it
     excl = ros_node.publisher(itf.GROUNDING_EXCLUDE.name, String, itf.GROUNDING_EXCLUDE.pub_qos)
-    request = {"exclusions": [{"position": [float(v) for v in p], "radius": 0.05}], "frame_id": "panda_link0",
-               "object": "red-highlighted cup", "instruction": "bring my cup to the tray", "stamp": 0.0,
-               "reason": "user: not that one"}
-    excl.publish(String(data=json.dumps(request)))
+    request = ExclusionRequest((tuple(float(v) for v in p),), 0.05, "panda_link0", "red-highlighted cup",
+                               "bring my cup to the tray", 0.0, "user: not that one")
+    excl.publish(String(data=encode_exclusion(request)))
     assert node.wait_for_output("exclusions: 1 instance", timeout=20), node.text()[-3000:]
 
     def excluded_verdict() -> bool:
@@ -144,7 +144,7 @@ def test_grounding_node_finds_highlights_and_locates_my_mug(start_node, ros_node
 
     assert ros_node.wait_until(excluded_verdict, timeout=30), (_status(status), node.text()[-2000:])
     n = len(targets)
-    excl.publish(String(data=json.dumps({**request, "exclusions": []})))
+    excl.publish(String(data=encode_exclusion(dataclasses.replace(request, exclusions=()))))
     assert ros_node.wait_until(lambda: (s := _status(status)) is not None and s["status"] == "found"
                                and s.get("exclusions") == "0" and len(targets) > n, timeout=30)
     q = targets[-1].pose.position

@@ -4,16 +4,14 @@ exclusion request to grounding. One node process for all phases (the model loads
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import Float32MultiArray, String
 
+from vla_stack.core.contracts import parse_exclusion, parse_subtask
 from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS, PANDA_READY_POSE
 from vla_stack.core.planning.skills import Subtask
-from vla_stack.core.planning.task_planner import ExclusionRequest
 from vla_stack.core.types import JointState, Pose
 from vla_stack.paths import config_path
 from vla_stack.ros import interfaces as itf
@@ -26,6 +24,11 @@ from vla_stack.ros.conversions import (
 )
 
 pytestmark = pytest.mark.ros
+
+
+def _subtask(text: str) -> Subtask:
+    """planner/subtask through the contract's one parser, then the planner's skill checks."""
+    return Subtask.from_message(parse_subtask(text))
 
 
 def planner_status(messages):
@@ -85,7 +88,7 @@ def test_planner_node_end_to_end(start_node, ros_node):
     assert ros_node.wait_until(lambda: planner_status(statuses)["values"]["state"] in ("grounding", "planning", "executing"), 20)
     g_instr.publish(String(data="bring the red-highlighted cup to the tray"))
     assert ros_node.wait_until(lambda: len(subtasks) > 0, timeout=60), node.text()
-    first = Subtask.from_json(subtasks[-1].data)
+    first = _subtask(subtasks[-1].data)
     assert first.skill == "pick" and first.status == "active" and first.index == 0 and first.plan_size == 2
     assert first.arguments["object"] == "red-highlighted cup"
     assert first.arguments["position"] == pytest.approx([0.52, 0.08, 0.045])
@@ -97,24 +100,24 @@ def test_planner_node_end_to_end(start_node, ros_node):
     # republished about once per publish_period while nothing changes
     n_sub = len(subtasks)
     assert ros_node.wait_until(lambda: len(subtasks) >= n_sub + 2, timeout=20)
-    assert json.loads(subtasks[-1].data)["status"] == "active"
+    assert _subtask(subtasks[-1].data).status == "active"
 
     # ---- 3. "stop" pauses the subtask and shows on the status
     feedback.publish(String(data="stop"))
-    assert ros_node.wait_until(lambda: Subtask.from_json(subtasks[-1].data).status == "paused", timeout=20), node.text()
+    assert ros_node.wait_until(lambda: _subtask(subtasks[-1].data).status == "paused", timeout=20), node.text()
     s = planner_status(statuses)
     assert s["level"] == "WARN" and "stopped by the user" in s["message"] and s["values"]["paused"] == "True"
     feedback.publish(String(data="continue"))
-    assert ros_node.wait_until(lambda: Subtask.from_json(subtasks[-1].data).status == "active", timeout=20), node.text()
+    assert ros_node.wait_until(lambda: _subtask(subtasks[-1].data).status == "active", timeout=20), node.text()
 
     # ---- 4. "not that one": exclusion request for grounding, the pick waits for a new target
     feedback.publish(String(data="no, not that one"))
     assert ros_node.wait_until(lambda: len(excludes) > 0, timeout=20), node.text()
-    req = ExclusionRequest.from_json(excludes[-1].data)
+    req = parse_exclusion(excludes[-1].data)
     assert len(req.exclusions) == 1 and req.exclusions[0] == pytest.approx((0.52, 0.08, 0.045))
     assert req.frame_id == "panda_link0"
-    assert ros_node.wait_until(lambda: Subtask.from_json(subtasks[-1].data).status == "waiting", timeout=20)
+    assert ros_node.wait_until(lambda: _subtask(subtasks[-1].data).status == "waiting", timeout=20)
     g_target.publish(pose_to_msg(Pose(np.array([0.40, -0.12, 0.045]), frame_id="panda_link0")))
-    assert ros_node.wait_until(lambda: Subtask.from_json(subtasks[-1].data).status == "active", timeout=20), node.text()
-    assert Subtask.from_json(subtasks[-1].data).arguments["position"] == pytest.approx([0.40, -0.12, 0.045])
+    assert ros_node.wait_until(lambda: _subtask(subtasks[-1].data).status == "active", timeout=20), node.text()
+    assert _subtask(subtasks[-1].data).arguments["position"] == pytest.approx([0.40, -0.12, 0.045])
     assert node.alive()

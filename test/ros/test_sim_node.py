@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,6 +13,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vla_stack.core.contracts import SimReset, encode_sim_reset, parse_ground_truth
 from vla_stack.paths import config_path
 from vla_stack.ros import interfaces as itf
 
@@ -78,7 +78,7 @@ def test_sim_node_topics_commands_and_rejections(start_node, ros_node):
     assert (tact.encoding, tact.height, tact.width) == ("32FC1", 16, 12)
     # default wrench_mode "external": contact loads only, ~0 N with nothing touched (raw would read ~9.9 N)
     assert wrench.header.frame_id == "panda_hand" and abs(wrench.wrench.force.z) < 0.5
-    ground = json.loads(gt.data)
+    ground = parse_ground_truth(gt.data).to_dict()
     assert ground["seed"] == 4 and ground["mine"] in [m["name"] for m in ground["mugs"]]
     # Stamps are sim time and move forward with /clock.
     with lock:
@@ -143,7 +143,7 @@ def test_sim_node_topics_commands_and_rejections(start_node, ros_node):
     reset_pub = ros_node.publisher(itf.SIM_RESET.name, String, itf.SIM_RESET.pub_qos)
     assert ros_node.publish_until(pub, good, lambda: np.abs(latest_arm(states, lock) - goal).max() < 5e-3,
                                   timeout=20, period=1.5), "not at the goal before the reset"
-    reset_pub.publish(String(data=json.dumps({"seed": 5})))
+    reset_pub.publish(String(data=encode_sim_reset(SimReset(seed=5))))
     assert sim.wait_for_output("reset at t=", timeout=10), sim.text()
     t_reset = float(next(ln for ln in sim.output if "reset at t=" in ln).split("reset at t=")[1].split()[0])
     assert ros_node.wait_until(lambda: np.abs(latest_arm(states, lock) - READY).max() < 1e-2, timeout=10)
@@ -164,7 +164,7 @@ def test_sim_node_topics_commands_and_rejections(start_node, ros_node):
 
     # a command that starts where the arm is ends the hold-off at once (the safety controller, reset
     # right after the scene, streams the measured pose and then moves on from it)
-    reset_pub.publish(String(data=json.dumps({"seed": 6})))
+    reset_pub.publish(String(data=encode_sim_reset(SimReset(seed=6))))
     assert ros_node.wait_until(lambda: sum("reset at t=" in ln for ln in sim.output) >= 2, timeout=10), sim.text()
     assert ros_node.wait_until(lambda: np.abs(latest_arm(states, lock) - READY).max() < 1e-2, timeout=10)
     from_here = trajectory(ARM, [(0.02, READY), (1.0, mid)])

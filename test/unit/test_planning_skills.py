@@ -7,10 +7,16 @@ import math
 
 import pytest
 
+from vla_stack.core.contracts import (
+    ExclusionRequest,
+    encode_exclusion,
+    encode_subtask,
+    parse_exclusion,
+    parse_subtask,
+)
 from vla_stack.core.planning.backends.base import PlanningState, attach_grounding, complete_arguments
 from vla_stack.core.planning.parsing import PlanParseError, parse_plan_text
 from vla_stack.core.planning.skills import SKILLS, Subtask, normalize_skill_name, plan_summary
-from vla_stack.core.planning.task_planner import ExclusionRequest
 from vla_stack.core.planning.text import check_instruction_text, classify_interjection, extract_slots
 
 
@@ -24,17 +30,17 @@ def test_subtask_json_round_trip_keeps_every_field():
         "pick", {"object": "red-highlighted cup", "position": [0.5, 0.1, 0.04], "frame_id": "panda_link0"},
         index=0, status="active", plan_size=2, attempt=2, plan_id=7, instruction="bring the cup", reason="retry",
     )
-    text = s.to_json()
+    text = encode_subtask(s.to_message())
     data = json.loads(text)
     assert data["skill"] == "pick" and data["status"] == "active" and data["index"] == 0
     assert data["arguments"]["position"] == [0.5, 0.1, 0.04]
-    back = Subtask.from_json(text)
+    back = Subtask.from_message(parse_subtask(text))
     assert back == s
     assert back.description == "pick up the red-highlighted cup"
 
 
 def test_subtask_from_json_ignores_unknown_keys_and_normalises_aliases():
-    s = Subtask.from_json('{"skill": "Pick-Up", "arguments": {"object": "mug"}, "future_field": 1}')
+    s = Subtask.from_message(parse_subtask('{"skill": "Pick-Up", "arguments": {"object": "mug"}, "future_field": 1}'))
     assert s.skill == "pick" and s.arguments == {"object": "mug"}
     assert normalize_skill_name("goHome") == "go_home"
     assert normalize_skill_name("handover") == "hand_over"
@@ -63,7 +69,7 @@ def test_subtask_rejects_bad_values_with_a_reason(data, needle):
 def test_subtask_from_json_rejects_garbage_text():
     for text in ("", "not json", "[1, 2]", "null"):
         with pytest.raises(ValueError):
-            Subtask.from_json(text)
+            Subtask.from_message(parse_subtask(text))
 
 
 def test_same_step_ignores_positions():
@@ -76,11 +82,11 @@ def test_same_step_ignores_positions():
 
 def test_exclusion_request_json_round_trip():
     req = ExclusionRequest(((0.5, 0.1, 0.04),), 0.05, "panda_link0", "cup", "bring the cup", 12.5, "user: not that one")
-    data = json.loads(req.to_json())
+    data = json.loads(encode_exclusion(req))
     assert data["exclusions"] == [{"position": [0.5, 0.1, 0.04], "radius": 0.05}]
-    assert ExclusionRequest.from_json(req.to_json()) == req
+    assert parse_exclusion(encode_exclusion(req)) == req
     with pytest.raises(ValueError):
-        ExclusionRequest.from_json('{"exclusions": [{"position": [1, 2]}]}')
+        parse_exclusion('{"exclusions": [{"position": [1, 2]}]}')
 
 
 # ------------------------------------------------------------------------------- text

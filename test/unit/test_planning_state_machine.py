@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from planning_helpers import TRAY_CUP, FakeClock, joint_state, run, target
 
+from vla_stack.core.contracts import encode_exclusion, encode_subtask
 from vla_stack.core.kinematics.assets import PANDA_READY_POSE
 from vla_stack.core.planning import MonitorConfig, OfflinePlanner, TaskPlanner, TaskPlannerConfig
 from vla_stack.core.planning.backends.base import PlannerBackend, PlanResult
@@ -70,7 +71,7 @@ def test_full_task_then_repeated_instruction_is_not_redone(backend):
     s = planner.current_subtask()
     assert (s.skill, s.status, s.index, s.plan_size) == ("pick", "active", 0, 2)
     assert s.arguments["position"] == [0.5, 0.1, 0.045]
-    assert json.loads(s.to_json())["instruction"] == TRAY_CUP
+    assert json.loads(encode_subtask(s.to_message()))["instruction"] == TRAY_CUP
     grasp(planner, clock)
     s = planner.current_subtask()
     assert (s.skill, s.status) == ("place", "active")
@@ -286,7 +287,7 @@ def test_not_that_one_before_the_grasp_excludes_and_waits_for_a_new_target(backe
     assert planner.exclusion_version == v + 1
     req = planner.exclusion_request()
     assert req.exclusions == ((0.5, 0.1, 0.045),) and req.object == "red-highlighted cup"
-    assert json.loads(req.to_json())["exclusions"][0]["radius"] == pytest.approx(0.05)
+    assert json.loads(encode_exclusion(req))["exclusions"][0]["radius"] == pytest.approx(0.05)
     s = planner.current_subtask()
     assert s.skill == "pick" and s.status == "waiting" and "position" not in s.arguments
     # grounding still reports the excluded mug: keep waiting

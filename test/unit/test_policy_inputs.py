@@ -85,7 +85,7 @@ def test_malformed_inputs_are_rejected_and_previous_kept(builder):
         builder.update_target(Pose(np.array([5.0, 0, 0]), stamp=1.0, frame_id="panda_link0"))
     with pytest.raises(InputRejected):
         builder.update_latent(np.array([np.inf]), 1.0)
-    with pytest.raises(InputRejected, match="not JSON"):
+    with pytest.raises(InputRejected, match="not valid JSON"):
         builder.update_subtask("{pick", 1.0)
     builder.update_target(target(1.0))
     assert builder.build(1.0).stamp == 1.0  # the good joint state is still there

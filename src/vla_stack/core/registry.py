@@ -6,10 +6,16 @@
     class DepthClusterDetector: ...
 
     det = DETECTORS.create("depth_clusters", min_points=50)
+
+A backend may register its config dataclass too (`@POLICIES.register("builtin",
+config=BuiltinExpertConfig)`): nodes then declare its fields as parameters (`<name>.<field>`,
+help text from field metadata) and build it without knowing the backend
+(`vla_stack.ros.params.backend_parameter_spec`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from typing import Any
@@ -25,17 +31,29 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Callable[..., Any]] = {}
+        self._configs: dict[str, type] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator registering a class/factory under `name`. Raises ValueError on a duplicate name."""
+    def register(self, name: str, config: type | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering a class/factory under `name`, with its config dataclass `config`
+        (the factory then takes `config=<instance>`). Raises ValueError on a duplicate name or a
+        config that is not a dataclass."""
+        if config is not None and not dataclasses.is_dataclass(config):
+            raise ValueError(f"{self.kind} '{name}': config must be a dataclass, got {config!r}")
 
         def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is already registered")
             self._entries[name] = factory
+            if config is not None:
+                self._configs[name] = config
             return factory
 
         return wrap
+
+    def config_class(self, name: str) -> type | None:
+        """The config dataclass registered with `name` (None if it has none); KeyError like `get`."""
+        self.get(name)
+        return self._configs.get(name)
 
     def get(self, name: str) -> Callable[..., Any]:
         """The factory registered as `name`; KeyError with a "did you mean" suggestion otherwise."""

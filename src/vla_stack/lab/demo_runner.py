@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_stack.bringup import ProcessGroup, localhost_dds_environment
+from vla_stack.core.contracts import ContractError, parse_ground_truth
 from vla_stack.ros.stack_client import StackClient, StackNotReady, StackStatus
 
 INSTRUCTION = "bring my cup to the tray"
@@ -115,8 +116,8 @@ class EpisodeObserver(StackClient):
 
     def _on_gt(self, msg) -> None:
         try:
-            gt = json.loads(msg.data)
-        except json.JSONDecodeError:
+            gt = parse_ground_truth(msg.data).to_dict()
+        except ContractError:
             return
         with self.lock:
             obs = self._observed

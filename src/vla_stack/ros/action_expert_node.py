@@ -35,7 +35,6 @@ last chunk runs out and the safety controller holds the arm.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -43,12 +42,8 @@ from typing import Any
 
 from rclpy.node import Node
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from vla_stack.core.policy.backends import POLICIES
-from vla_stack.core.policy.backends.builtin import BuiltinExpertConfig
-from vla_stack.core.policy.backends.openpi import OpenPIConfig
-from vla_stack.core.policy.backends.openpi_protocol import KeyMap
 from vla_stack.core.policy.chunk_scheduler import SchedulerConfig
 from vla_stack.core.policy.observation_builder import InputRejected, ObservationBuilder, ObservationConfig
 from vla_stack.core.policy.realtime import RealTimeChunker
@@ -67,6 +62,8 @@ from vla_stack.ros.conversions import (
 )
 from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
+    backend_config_from_parameters,
+    backend_parameter_spec,
     config_from_parameters,
     dataclass_parameter_spec,
     declare_parameters,
@@ -75,7 +72,8 @@ from vla_stack.ros.params import (
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "robot": (DEFAULT_ROBOT, "robot profile: name under config/robots or a YAML path (joint order, gripper, base frame)"),
-    "backend": ("builtin", "policy backend: builtin (the shipped flow-matching expert) or openpi (remote server)"),
+    "backend": ("builtin", f"policy backend, one of {POLICIES.names()} (builtin: the shipped flow-matching expert; "
+                "openpi: a remote server); its settings are the <backend>.* parameters"),
     "max_observation_age": (0.5, "never publish a chunk computed from an observation older than this, s"),
     "use_images": (False, "subscribe the prompted image + instruction (needed by image/prompt backends such as openpi)"),
     "status_period": (0.5, "period of action_expert/status, s"),
@@ -91,24 +89,8 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "topics.chunk": (itf.ACTION_CHUNK.name, "output action chunks (JointTrajectory)"),
     **dataclass_parameter_spec(SchedulerConfig, prefix="scheduler."),
     **dataclass_parameter_spec(ObservationConfig, prefix="inputs."),
-    **dataclass_parameter_spec(BuiltinExpertConfig, prefix="builtin."),
-    **dataclass_parameter_spec(OpenPIConfig, skip=("keys",), prefix="openpi."),
-    **dataclass_parameter_spec(KeyMap, prefix="openpi.keys."),
+    **backend_parameter_spec(POLICIES),
 }
-# ROS parameters cannot be empty arrays of unknown type: declare the place point as doubles.
-NODE_PARAMETERS["inputs.place_position"] = ([0.0], "place point [x, y, z] in the base frame, m; one value = from the planner subtask")
-
-
-def _tuple_fields(cls: type, values: dict, prefix: str) -> dict:
-    """Convert list-valued parameters of tuple fields back to tuples (and [0.0] place = none)."""
-    out = dict(values)
-    for f in dataclasses.fields(cls):
-        key = prefix + f.name
-        if key in out and isinstance(out[key], list | tuple):
-            out[key] = tuple(out[key])
-    if prefix == "inputs." and len(out.get("inputs.place_position", ())) != 3:
-        out["inputs.place_position"] = ()
-    return out
 
 
 class ActionExpertNode(Node):
@@ -118,24 +100,20 @@ class ActionExpertNode(Node):
         super().__init__(node_name)
         log = self.get_logger()
         p = declare_parameters(self, NODE_PARAMETERS)
-        self.scheduler_config = config_from_parameters(SchedulerConfig, _tuple_fields(SchedulerConfig, p, "scheduler."), log, "scheduler.")
-        self.inputs_config = config_from_parameters(ObservationConfig, _tuple_fields(ObservationConfig, p, "inputs."), log, "inputs.")
+        self.scheduler_config = config_from_parameters(SchedulerConfig, p, log, "scheduler.")
+        self.inputs_config = config_from_parameters(ObservationConfig, p, log, "inputs.")
         try:
             self.profile = load_robot_profile(str(p["robot"]))
             self.builder = ObservationBuilder(self.inputs_config, hand_position=self._hand_model(log), profile=self.profile)
         except (OSError, ValueError) as exc:
             raise SystemExit(f"action_expert: cannot use robot profile '{p['robot']}': {exc}") from exc
         backend = str(p["backend"])
+        if backend not in POLICIES:
+            log.error(f"backend '{backend}' unknown (known: {POLICIES.names()}); using builtin")
+            backend = "builtin"
         try:
-            if backend == "openpi":
-                keys = config_from_parameters(KeyMap, _tuple_fields(KeyMap, p, "openpi.keys."), log, "openpi.keys.")
-                base = config_from_parameters(OpenPIConfig, p, log, "openpi.")
-                self.policy = POLICIES.create("openpi", config=dataclasses.replace(base, keys=keys), profile=self.profile)
-            else:
-                if backend != "builtin":
-                    log.error(f"backend '{backend}' unknown (known: {POLICIES.names()}); using builtin")
-                self.policy = POLICIES.create("builtin", config=config_from_parameters(BuiltinExpertConfig, p, log, "builtin."),
-                                              profile=self.profile)
+            self.policy = POLICIES.create(backend, config=backend_config_from_parameters(POLICIES, backend, p, log),
+                                          profile=self.profile)
         except (PolicyError, ValueError, OSError) as exc:
             raise SystemExit(f"action_expert: cannot create the '{backend}' policy: {exc}") from exc
         self.max_observation_age = float(p["max_observation_age"])
@@ -166,7 +144,7 @@ class ActionExpertNode(Node):
         self.chunk_pub = self.create_publisher(itf.ACTION_CHUNK.msg_type, str(p["topics.chunk"]), itf.ACTION_CHUNK.pub_qos)
         status = itf.status("action_expert")
         self.status_pub = self.create_publisher(status.msg_type, status.name, status.pub_qos)
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(itf.ACTION_EXPERT_RESET.srv_type, itf.ACTION_EXPERT_RESET.name, self._on_reset)
         self.create_timer(meta.control_period, self._tick)
         self.create_timer(float(p["status_period"]), self._publish_status)
         log.info(

@@ -111,8 +111,8 @@ class CameraNode(Node):
             else ""
         )
         self.create_service(
-            SetCameraInfo,
-            f"{info_ns}/set_camera_info" if info_ns else "set_camera_info",
+            interfaces.SET_CAMERA_INFO.srv_type,
+            f"{info_ns}/{interfaces.SET_CAMERA_INFO.name}" if info_ns else interfaces.SET_CAMERA_INFO.name,
             self._on_set_camera_info,
         )
 

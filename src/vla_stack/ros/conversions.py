@@ -8,7 +8,6 @@ names the message field, so nodes can log "rejected: <reason>" and carry on.
 from __future__ import annotations
 
 import array
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -261,19 +260,55 @@ def joint_state_to_msg(state: JointState, frame_id: str = "") -> JointStateMsg:
 
 # ----------------------------------------------------------------------------- trajectories
 def joint_trajectory_fields(msg: JointTrajectory) -> dict:
-    """Raw fields of a JointTrajectory as plain arrays, before validation.
+    """Raw fields of a JointTrajectory as plain arrays, before validation: the one
+    trajectory -> core conversion of the simulator and the safety controller.
 
-    Returns dict(names, times (H,), positions list of (N_i,), velocities list of (N_i,), stamp).
-    Feed these to `vla_stack.core.validation.validate_chunk`, which gives the stable
+    Returns dict(names, times (H,) s, positions list of (N_i,) rad, velocities (H, N) rad/s or
+    None, velocity_note str, stamp s). Velocities are used only when every point carries a
+    full-length (one per joint name), finite vector; otherwise `velocities` is None (positions
+    only, as a JointTrajectoryController interpolates them) and, when some velocities were
+    present but not usable, `velocity_note` says why (empty otherwise) so the node can log it.
+    Feed the rest to `vla_stack.core.validation.validate_chunk`, which gives the stable
     rejection codes; this function only refuses what cannot be read at all.
     """
+    names = list(msg.joint_names)
+    rows = [np.asarray(p.velocities, dtype=np.float64) for p in msg.points]
+    velocities, note = trajectory_velocities(rows, len(names))
     return {
-        "names": list(msg.joint_names),
+        "names": names,
         "times": np.array([duration_to_seconds(p.time_from_start) for p in msg.points], dtype=np.float64),
         "positions": [np.asarray(p.positions, dtype=np.float64) for p in msg.points],
-        "velocities": [np.asarray(p.velocities, dtype=np.float64) for p in msg.points],
+        "velocities": velocities,
+        "velocity_note": note,
         "stamp": stamp_to_seconds(msg.header.stamp),
     }
+
+
+def trajectory_velocities(rows: Sequence[np.ndarray], num_joints: int) -> tuple[np.ndarray | None, str]:
+    """Per-point velocity rows -> (H, N) array when every row is full-length and finite, else None.
+
+    Args:
+        rows: velocities of each point, rad/s (an empty row = that point has none).
+        num_joints: N, the number of joint names.
+
+    Returns:
+        (velocities or None, note): the note is empty when all rows are used or all are empty,
+        and says why the velocities were dropped when they were only partially usable.
+    """
+    present = [i for i, r in enumerate(rows) if len(r)]
+    if not rows or not present:
+        return None, ""
+    if len(present) != len(rows):
+        return None, (f"velocities ignored: only {len(present)} of {len(rows)} points carry them "
+                      "(all or none); following the positions only")
+    wrong = [i for i in present if len(rows[i]) != num_joints]
+    if wrong:
+        return None, (f"velocities ignored: point {wrong[0]} has {len(rows[wrong[0]])} values for {num_joints} "
+                      "joint names; following the positions only")
+    arr = np.stack(rows)
+    if not np.all(np.isfinite(arr)):
+        return None, "velocities ignored: they contain NaN/inf; following the positions only"
+    return arr, ""
 
 
 def joint_trajectory_to_chunk(msg: JointTrajectory) -> ActionChunk:
@@ -479,7 +514,7 @@ def numpy_to_float64_array(values: Iterable[float]) -> Float64MultiArray:
     return msg
 
 
-# ----------------------------------------------------------------------------- diagnostics / json
+# ----------------------------------------------------------------------------- diagnostics
 _LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR, "STALE": DiagnosticStatus.STALE}
 
 
@@ -508,11 +543,6 @@ def diagnostics_to_dict(msg: DiagnosticArray) -> dict[str, dict]:
         level = as_int(s.level)
         out[s.name] = {"level": names.get(level, str(level)), "message": s.message, "values": {kv.key: kv.value for kv in s.values}}
     return out
-
-
-def json_to_msg_text(obj: object) -> str:
-    """Serialise a JSON-able object for a std_msgs/String payload (compact, NaN refused)."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
 def object_markers(

@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 
+from vla_stack.core.contracts import ContractError, parse_enroll, parse_exclusion
 from vla_stack.core.grounding.embedders import EMBEDDERS
 from vla_stack.core.grounding.imageops import resolve_color
 from vla_stack.core.grounding.matching import MatchConfig
@@ -65,7 +65,6 @@ from vla_stack.core.grounding.proposals import DETECTORS
 from vla_stack.core.grounding.scheduler import GroundingScheduler, GroundingUpdate, StatusReport
 from vla_stack.core.grounding.segmenters import SEGMENTERS
 from vla_stack.core.grounding.target import TargetConfig
-from vla_stack.core.planning.task_planner import ExclusionRequest
 from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
 from vla_stack.core.types import CameraIntrinsics, Pose
 from vla_stack.ros import interfaces as itf
@@ -96,9 +95,9 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
               "targets when the camera pose is known"),
     "cameras": (["camera"], "camera namespaces: NS/color/image_raw, NS/aligned_depth_to_color/image_raw, "
                 "NS/color/camera_info; the first one publishes grounding/* and the 3D target"),
-    "camera_poses": ([0.0], "pose of each camera's optical frame in base_frame, 7 numbers per camera in `cameras` "
-                     "order (x y z qx qy qz qw, like static_transform_publisher); [0.0] = unknown: targets stay "
-                     "in the camera frame"),
+    "camera_poses": ([], "pose of each camera's optical frame in base_frame, 7 numbers per camera in `cameras` "
+                     "order (x y z qx qy qz qw, like static_transform_publisher); [] (or [0.0]) = unknown: targets "
+                     "stay in the camera frame"),
     "depth_sync_tolerance": (0.05, "use a depth frame only if its stamp is within this of the colour stamp, s"),
     "max_frame_age": (1.0, "drop colour frames older than this (node clock - stamp), s; 0 = no check"),
     "status_period": (0.2, "grounding/status at most this often, s (changes of status go out at once)"),
@@ -131,8 +130,7 @@ def grounding_parameter_spec() -> dict[str, tuple[Any, str]]:
         **dataclass_parameter_spec(MatchConfig, prefix="matching."),
         **dataclass_parameter_spec(TargetConfig, prefix="target."),
         **dataclass_parameter_spec(PlaceConfig, prefix="place."),
-        **{k: (list(v) if isinstance(v, tuple) else v, h)
-           for k, (v, h) in dataclass_parameter_spec(HighlightStyle, prefix="highlight.").items()},
+        **dataclass_parameter_spec(HighlightStyle, prefix="highlight."),
     }
 
 
@@ -165,7 +163,7 @@ class GroundingNode(Node):
         detector = DETECTORS.create(config.detector, **config.detector_args)
         embedder = EMBEDDERS.create(config.embedder, **config.embedder_args)
         segmenter = SEGMENTERS.create(config.segmenter, **config.segmenter_args)
-        cams = [str(c).strip().strip("/") for c in (values["cameras"] or []) if str(c).strip()] or ["camera"]
+        cams = [str(c).strip().strip("/") for c in values["cameras"] if str(c).strip()] or ["camera"]
         poses = self._camera_poses(values["camera_poses"], cams)
         self.cameras: list[_Camera] = []
         pipelines: list[GroundingPipeline] = []
@@ -210,8 +208,8 @@ class GroundingNode(Node):
                                  lambda m: self._guard(self._on_exclude, m), itf.GROUNDING_EXCLUDE.sub_qos)
         self.create_subscription(itf.GROUNDING_ENROLL.msg_type, topic("enroll"),
                                  lambda m: self._guard(self._on_enroll, m), itf.GROUNDING_ENROLL.sub_qos)
-        self.create_service(Trigger, "~/reload_memory", self._on_reload)
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(itf.GROUNDING_RELOAD_MEMORY.srv_type, itf.GROUNDING_RELOAD_MEMORY.name, self._on_reload)
+        self.create_service(itf.GROUNDING_RESET.srv_type, itf.GROUNDING_RESET.name, self._on_reset)
 
         # ---- detection worker, adoption and reporting rules
         self.scheduler = GroundingScheduler(
@@ -245,8 +243,7 @@ class GroundingNode(Node):
         base = config_from_parameters(GroundingConfig, values, log)
         matching = config_from_parameters(MatchConfig, values, log, prefix="matching.")
         target = config_from_parameters(TargetConfig, values, log, prefix="target.")
-        hv = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k.startswith("highlight.")}
-        highlight = config_from_parameters(HighlightStyle, hv, log, prefix="highlight.")
+        highlight = config_from_parameters(HighlightStyle, values, log, prefix="highlight.")
         try:
             return GroundingConfig(**{**{f: getattr(base, f) for f in base.__dataclass_fields__ if f not in _SKIP},
                                       **kwargs, "matching": matching, "target": target, "highlight": highlight})
@@ -255,7 +252,7 @@ class GroundingNode(Node):
             return GroundingConfig(matching=matching, target=target, highlight=highlight, base_frame=profile.base_frame)
 
     def _camera_poses(self, flat: Any, cams: list[str]) -> list[Pose | None]:
-        vals = [float(v) for v in (flat or [])]
+        vals = [float(v) for v in flat]
         if len(vals) <= 1:
             return [None] * len(cams)
         out: list[Pose | None] = [None] * len(cams)
@@ -320,7 +317,7 @@ class GroundingNode(Node):
 
     def _on_exclude(self, msg) -> None:
         try:
-            req = ExclusionRequest.from_json(msg.data)
+            req = parse_exclusion(msg.data)
         except ValueError as exc:
             self.get_logger().warning(f"grounding/exclude rejected: {exc}")
             return
@@ -342,15 +339,11 @@ class GroundingNode(Node):
 
     def _on_enroll(self, msg) -> None:
         try:
-            data = json.loads(msg.data)
-            name, category = str(data["name"]), str(data["category"])
-            images = [str(p) for p in data["images"]]
-            aliases = [str(a) for a in data.get("aliases", [])]
-            overwrite = bool(data.get("overwrite", False))
-        except (ValueError, KeyError, TypeError) as exc:
+            req = parse_enroll(msg.data)
+        except ContractError as exc:
             self.get_logger().warning(f"grounding/enroll rejected: {exc} (need JSON name, category, images)")
             return
-        self.scheduler.enroll(name, category, images, aliases, overwrite)
+        self.scheduler.enroll(req.name, req.category, list(req.images), list(req.aliases), req.overwrite)
 
     def _on_reset(self, request, response):
         """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""

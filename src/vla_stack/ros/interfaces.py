@@ -1,4 +1,5 @@
-"""Every topic of the stack: default name, message type and QoS, declared once.
+"""Every topic and service of the stack: default name, message/service type and QoS (topics) or
+serving node (services), declared once.
 
 Names are relative (no leading slash, except /clock which ROS fixes) so a namespace moves
 the whole stack; every node exposes each name as a parameter `topics.<key>` too, and plain
@@ -12,6 +13,9 @@ QoS rules (see DESIGN.md):
   one is worse than none, hence the small depth).
 - Configuration-like state (instructions, rewritten instruction, status): reliable and
   transient-local depth 1, so a late joiner sees the last value.
+
+JSON carried in std_msgs/String (subtask, exclusion, enrolment, sim reset, ground truth) has its
+format, version, encoder and parser in `vla_stack.core.contracts`, nowhere else.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from rclpy.qos import (
 )
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState, LaserScan
+from sensor_msgs.srv import SetCameraInfo
 from std_msgs.msg import Bool, Float32MultiArray, Float64MultiArray, String
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
@@ -157,7 +163,8 @@ GROUNDING_PLACE = _reliable(
 )
 GROUNDING_ENROLL = _event(
     "grounding/enroll", String,
-    'run-time enrolment, JSON {"name", "category", "images": [paths], "aliases": [], "overwrite": false}',
+    'run-time enrolment, JSON {"version": 1, "name", "category", "images": [paths], "aliases": [], "overwrite": false} '
+    "(vla_stack.core.contracts.EnrollRequest)",
 )
 GROUNDING_MARKERS = _reliable("grounding/markers", MarkerArray, "rviz2 markers of the grounded object")
 GROUNDING_EXCLUDE = _reliable(
@@ -165,10 +172,13 @@ GROUNDING_EXCLUDE = _reliable(
     "JSON from the planner: object instances grounding must not select for the current task, "
     '{"exclusions": [{"position": [x, y, z] m, "radius": m}], "frame_id", "object", "instruction", "stamp", '
     '"reason"}; each message replaces the previous set, an empty list clears it '
-    "(vla_stack.core.planning.task_planner.ExclusionRequest)",
+    "(vla_stack.core.contracts.ExclusionRequest)",
     latched=True,
 )
-PLANNER_SUBTASK = _reliable("planner/subtask", String, "JSON: skill, arguments, index, status", latched=True)
+PLANNER_SUBTASK = _reliable(
+    "planner/subtask", String, "JSON: skill, arguments, index, status (vla_stack.core.contracts.SubtaskMessage)",
+    latched=True,
+)
 PLANNER_LATENT = _reliable("planner/latent", Float32MultiArray, "latent the fast policy conditions on", latched=True)
 ACTION_CHUNK = _reliable(
     "action_expert/chunk", JointTrajectory, "policy action chunk; header.stamp = observation time"
@@ -201,10 +211,62 @@ def status(node: str) -> Topic:
 
 
 # --- evaluation only (never subscribed by a stack node; test/ros/test_ground_truth_isolation.py) --
-GROUND_TRUTH = _reliable("sim/ground_truth", String, "JSON: object poses, which mug is 'mine'", latched=True)
+GROUND_TRUTH = _reliable(
+    "sim/ground_truth", String, "JSON: object poses, which mug is 'mine' (vla_stack.core.contracts.GroundTruth)",
+    latched=True,
+)
 GROUND_TRUTH_MASK = _sensor("sim/ground_truth/segmentation", Image, "mono8/16UC1 instance ids of scene objects")
 GROUND_TRUTH_TOPICS = (GROUND_TRUTH.name, GROUND_TRUTH_MASK.name)
 SIM_RESET = _event(
     "sim/reset", String,
-    'simulator only: JSON {"seed": int, "num_mugs": int (optional)} -> new scene, robot at home, clock keeps running',
+    'simulator only: JSON {"version": 1, "seed": int, "num_mugs": int (optional)} -> new scene, robot at home, clock '
+    "keeps running (vla_stack.core.contracts.SimReset)",
 )
+
+
+# --- services the stack offers ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Service:
+    """One service of the contract; the serving node creates it from this declaration.
+
+    Args:
+        name: default name: relative ("safety/reset"), or private to the serving node ("~/reset",
+            which ROS expands to "<namespace>/<node name>/reset").
+        srv_type: the service class.
+        server: the node (default name) that serves it.
+        doc: what a call does.
+    """
+
+    name: str
+    srv_type: type
+    server: str
+    doc: str
+
+    def path(self) -> str:
+        """The relative name a client calls when the server runs under its default node name."""
+        return f"{self.server}/{self.name[2:]}" if self.name.startswith("~/") else self.name
+
+
+SAFETY_RESET = Service(
+    "safety/reset", Trigger, "safety_controller",
+    "release a latched e-stop or fault once its cause is gone; drops queued action chunks (e-stop itself is the "
+    "safety/estop topic)",
+)
+PLANNER_RESET = Service("~/reset", Trigger, "planner_node", "forget the task, plan, memory and exclusions (new episode)")
+GROUNDING_RESET = Service(
+    "~/reset", Trigger, "grounding_node", "forget instruction, tracks, exclusions and place; reload the memory")
+GROUNDING_RELOAD_MEMORY = Service(
+    "~/reload_memory", Trigger, "grounding_node", "re-read the personal-object memory from disk")
+ACTION_EXPERT_RESET = Service(
+    "~/reset", Trigger, "action_expert", "drop chunks and restart timing and the sampler (new episode)")
+TACTILE_RESET_REFERENCE = Service(
+    "~/reset_reference", Trigger, "tactile_node", "vision-based tactile: take the current image as the no-contact reference")
+TACTILE_REZERO = Service(
+    "~/rezero", Trigger, "tactile_node", "F/T pass-through: take the current raw wrench as the bias (nothing touching)")
+SET_CAMERA_INFO = Service(
+    "set_camera_info", SetCameraInfo, "camera_node",
+    "store a calibration (served next to the camera_info topic: <camera_info namespace>/set_camera_info)",
+)
+SERVICES = (SAFETY_RESET, PLANNER_RESET, GROUNDING_RESET, GROUNDING_RELOAD_MEMORY, ACTION_EXPERT_RESET,
+            TACTILE_RESET_REFERENCE, TACTILE_REZERO, SET_CAMERA_INFO)
+"""Every service of the stack (sim/reset is a topic: SIM_RESET)."""

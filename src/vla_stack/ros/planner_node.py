@@ -10,7 +10,7 @@ Subscribes (names from `vla_stack.ros.interfaces`, each overridable as `topics.<
 - `grounding/prompted_image` (Image) only with the vlm backend and `vlm.use_image`.
 
 Publishes:
-- `planner/subtask` (String JSON, latched; `Subtask.to_json()`: skill, arguments, index, status, ...)
+- `planner/subtask` (String JSON, latched; `contracts.SubtaskMessage`: skill, arguments, index, status, ...)
   and `planner/latent` (Float32MultiArray, latched, 384 values: embedding of instruction +
   current subtask) every `publish_period` s and at once on every change;
 - `planner/status` (DiagnosticArray, name "planner") likewise: state, plan, subtask, events;
@@ -42,15 +42,13 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 
+from vla_stack.core.contracts import encode_exclusion, encode_subtask
 from vla_stack.core.planning import (
     PLANNERS,
     MonitorConfig,
-    OfflinePlannerConfig,
     TaskPlanner,
     TaskPlannerConfig,
-    VlmPlannerConfig,
 )
 from vla_stack.core.planning.backends.base import PlannerBackend
 from vla_stack.core.planning.monitor import grounding_status_from_report
@@ -68,6 +66,8 @@ from vla_stack.ros.conversions import (
 )
 from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import (
+    backend_config_from_parameters,
+    backend_parameter_spec,
     bounded_float,
     config_from_parameters,
     dataclass_parameter_spec,
@@ -79,7 +79,9 @@ STATUS_TOPIC = itf.status("planner")
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "robot": (DEFAULT_ROBOT, "robot profile: name under config/robots or a YAML path (joints, gripper, ready pose)"),
-    "backend": ("offline", "planner backend: offline (sentence embeddings, SayCan-style) | vlm (local VLM, JSON plan)"),
+    "backend": ("offline", f"planner backend, one of {PLANNERS.names()} (offline: sentence embeddings, SayCan-style; "
+                "vlm: local VLM, JSON plan); its settings are the <backend>.* parameters, and offline is every "
+                "other backend's fallback"),
     "publish_period": (1.0, "republish subtask, latent and status every this many s (changes go out at once)"),
     "step_period": (0.1, "progress-monitor period, s"),
     "resume_file": ("auto", "file the running task is kept in so a restarted planner resumes it ('auto' = "
@@ -102,13 +104,13 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
 
 
 def planner_parameter_spec() -> dict[str, tuple[Any, str]]:
-    """Every parameter of the node: node settings, TaskPlannerConfig, monitor.*, offline.*, vlm.*."""
+    """Every parameter of the node: node settings, TaskPlannerConfig, monitor.*, and <backend>.* of
+    every registered planner backend (from its config class)."""
     return {
         **NODE_PARAMETERS,
         **dataclass_parameter_spec(TaskPlannerConfig),
         **dataclass_parameter_spec(MonitorConfig, prefix="monitor."),
-        **dataclass_parameter_spec(OfflinePlannerConfig, prefix="offline."),
-        **dataclass_parameter_spec(VlmPlannerConfig, skip=("fallback",), prefix="vlm."),
+        **backend_parameter_spec(PLANNERS),
     }
 
 
@@ -122,7 +124,7 @@ class PlannerNode(Node):
         self.values = values
         planner_config = config_from_parameters(TaskPlannerConfig, values, log)
         monitor_config = config_from_parameters(MonitorConfig, values, log, prefix="monitor.")
-        self.offline_config = config_from_parameters(OfflinePlannerConfig, values, log, prefix="offline.")
+        self.offline_config = backend_config_from_parameters(PLANNERS, "offline", values, log)
         self.backend_name = str(values["backend"])
         self.publish_period = self._bounded(values, "publish_period", 0.05, 60.0, 1.0)
         step_period = self._bounded(values, "step_period", 0.01, 5.0, 0.1)
@@ -162,11 +164,11 @@ class PlannerNode(Node):
         )
         self.create_subscription(itf.JOINT_STATES.msg_type, topic("joint_states"), self._on_joint_states, itf.JOINT_STATES.sub_qos)
         self.create_subscription(itf.WRENCH.msg_type, topic("wrench"), self._on_wrench, itf.WRENCH.sub_qos)
-        pads = [str(p).strip().strip("/") for p in (values["tactile_sensors"] or []) if str(p).strip()]
+        pads = [str(p).strip().strip("/") for p in values["tactile_sensors"] if str(p).strip()]
         for pad in pads:
             t = itf.tactile_force(pad)
             self.create_subscription(t.msg_type, t.name, lambda msg, pad=pad: self._on_pad_force(pad, msg), t.sub_qos)
-        if self.backend.name == "vlm" and bool(values.get("vlm.use_image", True)):
+        if bool(getattr(getattr(self.backend, "config", None), "use_image", False)):
             self.create_subscription(itf.PROMPTED_IMAGE.msg_type, topic("grounding_image"), self._on_image, itf.PROMPTED_IMAGE.sub_qos)
 
         # ---- worker, timers
@@ -181,7 +183,7 @@ class PlannerNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="planner-worker", daemon=True)
         self._worker.start()
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(itf.PLANNER_RESET.srv_type, itf.PLANNER_RESET.name, self._on_reset)
         self.resume_path = self._resume_path(str(values["resume_file"]))
         self.resume_window = self._bounded(values, "resume_window", 0.0, 86400.0, 120.0)
         self._saved_task = ""
@@ -203,17 +205,16 @@ class PlannerNode(Node):
         offline = PLANNERS.create("offline", config=self.offline_config)
         if self.backend_name == "offline":
             return offline
-        if self.backend_name == "vlm":
-            cfg = config_from_parameters(VlmPlannerConfig, values, log, prefix="vlm.")
-            cfg.fallback = self.offline_config
-            try:
-                return PLANNERS.create("vlm", config=cfg, fallback=offline)
-            except (FileNotFoundError, ImportError, OSError, ValueError) as exc:
-                log.error(f"planner_node: vlm backend unavailable ({exc}); using the offline planner instead")
-                self.backend_name = "offline (vlm failed to load)"
-                return offline
-        log.error(f"planner_node: unknown backend '{self.backend_name}' (known: {PLANNERS.names()}); using 'offline'")
-        return offline
+        if self.backend_name not in PLANNERS:
+            log.error(f"planner_node: unknown backend '{self.backend_name}' (known: {PLANNERS.names()}); using 'offline'")
+            return offline
+        cfg = backend_config_from_parameters(PLANNERS, self.backend_name, values, log)
+        try:  # every other backend falls back to the offline planner (invalid output, latents)
+            return PLANNERS.create(self.backend_name, config=cfg, fallback=offline)
+        except (FileNotFoundError, ImportError, OSError, ValueError) as exc:
+            log.error(f"planner_node: {self.backend_name} backend unavailable ({exc}); using the offline planner instead")
+            self.backend_name = f"offline ({self.backend_name} failed to load)"
+            return offline
 
     # ------------------------------------------------------------------ resume after a restart
     def _resume_path(self, value: str) -> Path | None:
@@ -279,7 +280,7 @@ class PlannerNode(Node):
             self._published_version = -1
             cleared = old.exclusion_version != 0
         if cleared:  # tell grounding the exclusions are gone
-            self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
+            self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=encode_exclusion(self.planner.exclusion_request())))
         self._forget_task()
         self.get_logger().info("reset: task, plan, memory and exclusions forgotten")
         response.success = True
@@ -416,12 +417,12 @@ class PlannerNode(Node):
             self._published_version = version
             subtask = self.planner.current_subtask()
             if subtask is not None:
-                self.subtask_pub.publish(itf.PLANNER_SUBTASK.msg_type(data=subtask.to_json()))
+                self.subtask_pub.publish(itf.PLANNER_SUBTASK.msg_type(data=encode_subtask(subtask.to_message())))
             if force and self._latent is not None:
                 self.latent_pub.publish(numpy_to_float32_array(self._latent, ["latent"]))
             if self.planner.exclusion_version != self._published_exclusions:
                 self._published_exclusions = self.planner.exclusion_version
-                self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=self.planner.exclusion_request().to_json()))
+                self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=encode_exclusion(self.planner.exclusion_request())))
             self.status_pub.publish(self._status_msg())
             self._save_task()
 

@@ -37,8 +37,8 @@ class RecorderNode(Node):
     def __init__(self, node_name: str = "recorder_node") -> None:
         super().__init__(node_name)
         v = declare_parameters(self, RECORDER_PARAMETERS)
-        topics = [str(t) for t in (v["topics"] or []) if str(t).strip()]
-        exclude = [str(t) for t in (v["exclude"] or []) if str(t).strip()]
+        topics = [str(t) for t in v["topics"] if str(t).strip()]
+        exclude = [str(t) for t in v["exclude"] if str(t).strip()]
         self.output = str(v["output"]) or str(default_output())
         compression = str(v["compression"])
         if compression not in ("zstd", "lz4", "none"):

@@ -49,7 +49,6 @@ import rclpy
 from geometry_msgs.msg import Point, Twist
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -94,7 +93,7 @@ class SafetyControllerNode(Node):
         }
         values = declare_parameters(self, spec)
         for key in ("workspace_min", "workspace_max", "keep_out_boxes", "obstacle_boxes"):
-            values[key] = [float(v) for v in (values[key] or [])]  # an empty list arrives as None
+            values[key] = [float(v) for v in values[key]]
         base = config_from_parameters(BaseGateConfig, values, log, prefix="base.")
         cfg = config_from_parameters(SafetyControllerConfig, {k: values[k] for k in spec if "." not in k}, log)
         cfg = dataclasses.replace(cfg, base=base)
@@ -147,7 +146,7 @@ class SafetyControllerNode(Node):
             self.cmd_vel_pub = self.create_publisher(itf.CMD_VEL.msg_type, itf.CMD_VEL.name, itf.CMD_VEL.pub_qos)
             sub(itf.CMD_VEL_IN, self.on_cmd_vel)
             sub(itf.SCAN, self.on_scan)
-        self.create_service(Trigger, "safety/reset", self.on_reset)
+        self.create_service(itf.SAFETY_RESET.srv_type, itf.SAFETY_RESET.name, self.on_reset)
 
         window = max(100, int(p["timing_window"]))
         # ring buffers, s: period error, wake-up latency, tick -> command published (wall, thread
@@ -232,8 +231,9 @@ class SafetyControllerNode(Node):
         except (MessageError, ValueError) as exc:
             self._warn("chunk:malformed", f"rejected action chunk [malformed]: {exc}; the robot keeps its current motion")
             return
-        velocities = f["velocities"] if all(len(v) for v in f["velocities"]) and f["velocities"] else None
-        if not self.core.submit_trajectory(f["names"], f["times"], f["positions"], f["stamp"], now, velocities):
+        if f["velocity_note"]:
+            self._warn("chunk:velocities", f"action chunk: {f['velocity_note']}")
+        if not self.core.submit_trajectory(f["names"], f["times"], f["positions"], f["stamp"], now, f["velocities"]):
             self._rejected("action chunk", "the robot keeps its current motion")
 
     def on_joint_states(self, msg) -> None:

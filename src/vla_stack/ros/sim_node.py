@@ -33,7 +33,6 @@ the physics), and the ROS executor (commands, ground truth, status).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import threading
 import time
@@ -45,6 +44,7 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 
+from vla_stack.core.contracts import GroundTruth, encode_ground_truth, parse_sim_reset
 from vla_stack.core.sim.config import SceneConfig
 from vla_stack.core.sim.robot import CAMERA_FRAMES, SimRobot
 from vla_stack.core.types import Wrench
@@ -56,7 +56,6 @@ from vla_stack.ros.conversions import (
     intrinsics_to_camera_info,
     joint_state_to_msg,
     joint_trajectory_fields,
-    json_to_msg_text,
     numpy_to_image,
     seconds_to_stamp,
     wrench_to_msg,
@@ -290,8 +289,10 @@ class SimNode(Node):
                     first = np.array([row[n] for n in arm], dtype=np.float64)
                 if self._held_off("arm", first, self.robot.joint_state().positions[: len(arm)], HOLDOFF_ARM_TOLERANCE):
                     return
-            velocities = f["velocities"] if any(len(v) for v in f["velocities"]) else None
-            self.robot.command_trajectory_fields(f["names"], f["times"], f["positions"], velocities, f["stamp"])
+            if f["velocity_note"]:
+                self.get_logger().warning(f"JointTrajectory on {self.trajectory_topic}: {f['velocity_note']}",
+                                          throttle_duration_sec=1.0)
+            self.robot.command_trajectory_fields(f["names"], f["times"], f["positions"], f["velocities"], f["stamp"])
         except InvalidCommand as exc:
             self._reject("JointTrajectory", self.trajectory_topic, exc,
                          "ignored it, the previous trajectory continues")
@@ -329,14 +330,8 @@ class SimNode(Node):
         """sim/reset: a new scene (seed, number of mugs), robot at home; the sim clock keeps running."""
         log = self.get_logger()
         try:
-            data = json.loads(msg.data) if msg.data.strip() else {}
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            changes = {}
-            if "seed" in data:
-                changes["seed"] = int(data["seed"])
-            if "num_mugs" in data:
-                changes["num_mugs"] = int(data["num_mugs"])
+            request = parse_sim_reset(msg.data)
+            changes = {k: v for k, v in (("seed", request.seed), ("num_mugs", request.num_mugs)) if v is not None}
             config = dataclasses.replace(self.scene_config, **changes)
         except (ValueError, TypeError) as exc:
             log.error(f"sim/reset rejected: {exc} (send JSON like {{\"seed\": 3, \"num_mugs\": 3}})")
@@ -461,7 +456,7 @@ class SimNode(Node):
     # ---- executor callbacks ----------------------------------------------------------------------------
     def publish_ground_truth(self) -> None:
         """sim/ground_truth (evaluation only): JSON of `SimRobot.ground_truth()`."""
-        self.gt_pub.publish(String(data=json_to_msg_text(self.robot.ground_truth())))
+        self.gt_pub.publish(String(data=encode_ground_truth(GroundTruth.from_dict(self.robot.ground_truth()))))
 
     def publish_status(self) -> None:
         """sim_node/status: achieved real-time factor, rates, rejected commands."""

@@ -25,11 +25,10 @@ reads evaluation-only topics: the lab (`vla_stack.lab.demo_runner`) extends the 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla_stack.bringup import ProcessGroup, Profile, load_profile
+from vla_stack.core.contracts import ContractError, SimReset, encode_sim_reset, parse_subtask
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import MessageError, diagnostics_to_dict, image_to_numpy, stamp_to_seconds
 
@@ -49,8 +49,8 @@ STATUS_TOPICS = {"planner": "planner", "grounding": "grounding", "action_expert"
                  "safety_controller": "safety"}
 """Status report name -> node whose `<node>/status` diagnostics it is."""
 
-RESET_SERVICES = {"planner": "planner_node/reset", "grounding": "grounding_node/reset",
-                  "action_expert": "action_expert/reset", "safety": "safety/reset"}
+RESET_SERVICES = {"planner": itf.PLANNER_RESET.path(), "grounding": itf.GROUNDING_RESET.path(),
+                  "action_expert": itf.ACTION_EXPERT_RESET.path(), "safety": itf.SAFETY_RESET.path()}
 """Node -> its std_srvs/Trigger reset service (relative name)."""
 
 RESET_ORDER = ("safety", "action_expert", "planner", "grounding")
@@ -284,7 +284,8 @@ class StackClient:
         ready = scene_ready or (lambda s: s.joint_messages > 0)
         self.forget()
         if scene is not None:
-            self.sim_reset_pub.publish(String(data=json.dumps(dict(scene))))
+            self.sim_reset_pub.publish(String(data=encode_sim_reset(
+                SimReset(seed=scene.get("seed"), num_mugs=scene.get("num_mugs")))))
             if not self.wait_for(ready, scene_timeout):
                 raise RuntimeError(f"the simulator did not reset to the new scene within {scene_timeout:.0f} s")
         for name in RESET_ORDER:
@@ -336,8 +337,8 @@ class StackClient:
 
     def _on_subtask(self, msg: String) -> None:
         try:
-            data = json.loads(msg.data)
-        except json.JSONDecodeError:
+            data = asdict(parse_subtask(msg.data))
+        except ContractError:
             return
         self._update(subtask=data)
 

@@ -96,7 +96,8 @@ class TactileNode(Node):
                 else None
             )
             self.status_pub = self.create_publisher(status_t.msg_type, status_t.name, status_t.pub_qos)
-            self.create_service(Trigger, "~/reset_reference", self._on_reset_reference)
+            self.create_service(interfaces.TACTILE_RESET_REFERENCE.srv_type, interfaces.TACTILE_RESET_REFERENCE.name,
+                                self._on_reset_reference)
             self.capture = Capture(self.capture_config, clock=lambda: ros_seconds(self), logger=log)
             self._thread = threading.Thread(
                 target=self.capture.run, args=(self._on_frame, self._stop), name="capture", daemon=True
@@ -121,7 +122,7 @@ class TactileNode(Node):
                 self._on_wrench,
                 interfaces.WRENCH_RAW.sub_qos,
             )
-            self.create_service(Trigger, "~/rezero", self._on_rezero)
+            self.create_service(interfaces.TACTILE_REZERO.srv_type, interfaces.TACTILE_REZERO.name, self._on_rezero)
             log.info(
                 f"tactile_node: F/T pass-through {values['topics.wrench_raw']} -> {self.wrench_pub.topic_name}; bias from the "
                 f"first {self.remover.config.bias_samples} samples (keep the arm still and the gripper empty)"

@@ -2,9 +2,10 @@
 
 A plan is a list of `Subtask`s, each one atomic skill with its arguments. The action expert
 executes the current subtask; the planner monitors it and moves on. On the wire a subtask is
-the JSON text of `Subtask.to_json()` on `planner/subtask` (std_msgs/String, latched)::
+`Subtask.to_message()` encoded by `vla_stack.core.contracts.encode_subtask` on `planner/subtask`
+(std_msgs/String, latched; `contracts.SubtaskMessage` is the one definition of the format)::
 
-    {"skill": "pick", "arguments": {"object": "red-highlighted cup", "position": [0.52, 0.08, 0.045],
+    {"version": 1, "skill": "pick", "arguments": {"object": "red-highlighted cup", "position": [0.52, 0.08, 0.045],
      "frame_id": "base_link"}, "index": 0, "status": "active", "plan_size": 2, "attempt": 1,
      "plan_id": 3, "description": "pick up the red-highlighted cup",
      "instruction": "bring the red-highlighted cup to the tray", "reason": ""}
@@ -25,11 +26,12 @@ Skills (arguments in brackets; positions in the robot base frame, m):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from vla_stack.core.contracts import SubtaskMessage
 
 SubtaskStatus = Literal["pending", "active", "waiting", "paused", "done", "failed", "cancelled"]
 SUBTASK_STATUSES: tuple[str, ...] = ("pending", "active", "waiting", "paused", "done", "failed", "cancelled")
@@ -199,9 +201,9 @@ class Subtask:
         """Plain dict of every field (JSON-able)."""
         return asdict(self)
 
-    def to_json(self) -> str:
-        """Compact JSON text for `planner/subtask` (NaN refused)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+    def to_message(self) -> SubtaskMessage:
+        """The wire form for `planner/subtask` (encode with `contracts.encode_subtask`)."""
+        return SubtaskMessage(**self.to_dict())
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Subtask:
@@ -223,12 +225,12 @@ class Subtask:
             raise ValueError(f"bad subtask: {exc}") from exc
 
     @staticmethod
-    def from_json(text: str) -> Subtask:
-        """Parse `to_json()` output. Raises ValueError (with the reason) on bad text."""
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"subtask is not valid JSON: {exc}") from exc
+    def from_message(message: SubtaskMessage) -> Subtask:
+        """Subtask from a parsed `planner/subtask` (`contracts.parse_subtask`); a message without a
+        status is "pending". Raises ValueError when the skill or a field is invalid."""
+        data = asdict(message)
+        if not data["status"]:
+            data.pop("status")
         return Subtask.from_dict(data)
 
     def with_status(self, status: SubtaskStatus, reason: str = "") -> Subtask:

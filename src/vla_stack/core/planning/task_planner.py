@@ -35,7 +35,6 @@ Everything runs on the injected `clock` (float seconds); no wall-clock reads, no
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -46,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vla_stack.core.contracts import ExclusionRequest
 from vla_stack.core.planning.backends.base import PlannerBackend, PlanningState, PlanRequest, PlanResult
 from vla_stack.core.planning.monitor import MonitorConfig, SubtaskMonitor, WorldModel
 from vla_stack.core.planning.skills import Subtask, plan_summary
@@ -144,58 +144,6 @@ class CompletedTask:
     object_name: str | None
     picked_from: np.ndarray | None
     object_after: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class ExclusionRequest:
-    """The complete set of object instances grounding must not select for the current task.
-
-    Published as JSON on `grounding/exclude` (latched): each message replaces the previous
-    set; an empty `exclusions` list clears it (sent when a new task starts)::
-
-        {"exclusions": [{"position": [0.52, 0.08, 0.045], "radius": 0.05}], "frame_id": "base_link",
-         "object": "red-highlighted cup", "instruction": "bring ...", "stamp": 12.5, "reason": "user: not that one"}
-
-    Grounding should drop candidate instances whose 3D grasp point lies within `radius` (m)
-    of any listed position (in `frame_id`), then re-ground.
-    """
-
-    exclusions: tuple[tuple[float, float, float], ...]
-    radius: float
-    frame_id: str
-    object: str
-    instruction: str
-    stamp: float
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (format above)."""
-        return {
-            "exclusions": [{"position": [float(v) for v in p], "radius": float(self.radius)} for p in self.exclusions],
-            "frame_id": self.frame_id, "object": self.object, "instruction": self.instruction,
-            "stamp": float(self.stamp), "reason": self.reason,
-        }
-
-    def to_json(self) -> str:
-        """Compact JSON text."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
-
-    @staticmethod
-    def from_json(text: str) -> ExclusionRequest:
-        """Parse `to_json()` output (for the grounding side and tests). Raises ValueError."""
-        try:
-            data = json.loads(text)
-            items = data["exclusions"]
-            positions = tuple(tuple(float(v) for v in item["position"]) for item in items)
-            radius = float(items[0]["radius"]) if items else 0.0
-            if any(len(p) != 3 for p in positions):
-                raise ValueError("positions need 3 values")
-            return ExclusionRequest(
-                positions, radius, str(data.get("frame_id", "")), str(data.get("object", "")),  # type: ignore[arg-type]
-                str(data.get("instruction", "")), float(data.get("stamp", 0.0)), str(data.get("reason", "")),
-            )
-        except (KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
-            raise ValueError(f"bad exclusion request: {exc}") from exc
 
 
 class TaskPlanner:

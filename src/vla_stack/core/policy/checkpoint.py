@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_stack.core.policy.expert_config import ActionExpertConfig
 from vla_stack.core.policy.features import FEATURE_NAMES, ActionNormalizer, FeatureNormalizer
 from vla_stack.core.policy.latent import LatentProjection
-from vla_stack.core.policy.model import ActionExpertConfig
 from vla_stack.core.robot_profile import RobotProfile
 
 CHECKPOINT_FORMAT = "vla_stack.action_expert"

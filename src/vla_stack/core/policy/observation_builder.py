@@ -12,11 +12,11 @@ planner inputs and tactile by their receipt times (their messages carry no stamp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from vla_stack.core.contracts import ContractError, parse_subtask
 from vla_stack.core.policy.types import (
     LATENT_DIM,
     PLANNER_SKILL_SUBTASK,
@@ -130,31 +130,31 @@ HOLD_STATUSES = frozenset({"pending", "waiting", "paused", "done", "failed", "ca
 def subtask_from_json(text: str) -> PlannerSubtask:
     """Parse a `planner/subtask` JSON (see `vla_stack.core.planning.skills`).
 
-    The skill is read from "skill" (or "name") and mapped with `PLANNER_SKILL_SUBTASK` (the
-    expert's own subtask names are accepted too). A place point is taken from
-    arguments.place_position ([x, y, z], base frame).
+    Read with the one parser of the message (`vla_stack.core.contracts.parse_subtask`); the
+    skill is mapped with `PLANNER_SKILL_SUBTASK` (the expert's own subtask names are accepted
+    too; an unknown skill is "none"). A place point is taken from arguments.place_position
+    ([x, y, z], base frame).
 
-    Raises InputRejected("malformed") on invalid JSON or a malformed place point.
+    Raises InputRejected("malformed") on invalid JSON, a newer message version, a field of the
+    wrong type or a malformed place point.
     """
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise InputRejected("malformed", f"planner subtask is not JSON ({exc}); ignoring it") from exc
-    if not isinstance(data, dict):
-        raise InputRejected("malformed", "planner subtask JSON must be an object; ignoring it")
-    skill = str(data.get("skill", data.get("name", "")) or "")
+        message = parse_subtask(text)
+    except ContractError as exc:
+        raise InputRejected("malformed", f"{exc}; ignoring it") from exc
+    skill = message.skill
     name = PLANNER_SKILL_SUBTASK.get(skill, skill)
     sid = SUBTASKS.index(name) if name in SUBTASKS else 0
     place = None
-    args = data.get("arguments", {})
-    if isinstance(args, dict) and "place_position" in args:
+    args = message.arguments
+    if "place_position" in args:
         try:
             place = np.asarray(args["place_position"], dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as exc:
             raise InputRejected("malformed", f"subtask place_position is not numeric: {exc}") from exc
         if place.shape != (3,) or not np.all(np.isfinite(place)):
             raise InputRejected("malformed", f"subtask place_position must be 3 finite numbers, got {args['place_position']}")
-    return PlannerSubtask(sid, skill, str(data.get("status", "") or ""), place)
+    return PlannerSubtask(sid, skill, message.status, place)
 
 
 class ObservationBuilder:

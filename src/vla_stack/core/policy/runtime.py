@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_stack.core.policy.model import ActionExpertConfig
+from vla_stack.core.policy.expert_config import ActionExpertConfig
 from vla_stack.core.policy.rtc import guidance_gain
 
 _GELU_C = math.sqrt(2.0 / math.pi)

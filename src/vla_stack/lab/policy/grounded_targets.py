@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vla_stack.core.contracts import encode_subtask
 from vla_stack.core.policy.observation_builder import (
     InputRejected,
     ObservationBuilder,
@@ -122,7 +123,7 @@ class GroundedTargets:
         subtask = planner.current_subtask()
         if subtask is None:
             return
-        self.builder.update_subtask(subtask.to_json(), sim.time)
+        self.builder.update_subtask(encode_subtask(subtask.to_message()), sim.time)
         text, sub = planner.latent_key()
         if (text, sub.description) != self._latent_key:
             self._latent_key = (text, sub.description)

@@ -171,7 +171,7 @@ def candidate_steps(slots: Slots) -> list[tuple[str, dict, list[str]]]:
     return steps
 
 
-@PLANNERS.register("offline")
+@PLANNERS.register("offline", config=OfflinePlannerConfig)
 class OfflinePlanner(PlannerBackend):
     """SayCan-style planner over sentence embeddings (see the module docstring).
 

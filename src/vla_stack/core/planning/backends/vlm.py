@@ -66,7 +66,9 @@ class VlmPlannerConfig:
     device: str = field(default="cpu", metadata={"help": "torch device"})
     max_image_side: int = field(default=448, metadata={"help": "images are downscaled so their longer side is at most this, px"})
     fallback: OfflinePlannerConfig = field(
-        default_factory=OfflinePlannerConfig, metadata={"help": "offline planner used when the output is not a valid plan"}
+        default_factory=OfflinePlannerConfig,
+        metadata={"help": "offline planner used when the output is not a valid plan (a node passes its own "
+                          "offline planner, configured by offline.*)", "parameter": False}
     )
 
     def __post_init__(self) -> None:
@@ -102,7 +104,7 @@ def build_prompt(request: PlanRequest) -> str:
     return PROMPT_TEMPLATE.format(skills=skill_lines(), state=", ".join(parts), instruction=request.instruction.strip())
 
 
-@PLANNERS.register("vlm")
+@PLANNERS.register("vlm", config=VlmPlannerConfig)
 class VlmPlanner(PlannerBackend):
     """JSON planning with a local image-text-to-text model (see the module docstring).
 

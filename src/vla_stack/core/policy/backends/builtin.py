@@ -67,7 +67,7 @@ class BuiltinExpertConfig:
             raise ValueError(f"guidance_vjp_steps must be >= -1 (-1 = every flow step), got {self.guidance_vjp_steps}")
 
 
-@POLICIES.register("builtin")
+@POLICIES.register("builtin", config=BuiltinExpertConfig)
 class BuiltinExpertPolicy:
     """The flow-matching expert (see `model.py`) behind the `Policy` protocol.
 

@@ -64,7 +64,7 @@ class OpenPIConfig:
         return f"ws://{self.host}:{self.port}"
 
 
-@POLICIES.register("openpi")
+@POLICIES.register("openpi", config=OpenPIConfig)
 class OpenPIPolicy:
     """`Policy` backed by a remote openpi-protocol server (see the module docstring).
 
