@@ -89,7 +89,7 @@ def still(observer, seconds: float, rtf: float = 0.5) -> float:
 def within_limits(q: np.ndarray) -> bool:
     from vla_stack.core.kinematics.robot_model import RobotModel
 
-    model = RobotModel.panda()  # the 7 arm joints (fingers are fixed in this model)
+    model = RobotModel.for_robot()  # the 7 arm joints (fingers are fixed in this model)
     return model.within_limits(q)
 
 

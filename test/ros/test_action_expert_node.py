@@ -53,7 +53,7 @@ class Grounding:
         status = itf.status("action_expert")
         self.status = ros_node.subscribe(status.name, DiagnosticArray, status.sub_qos)
         self.pub = ros_node.publisher(itf.GROUNDING_TARGET.name, PoseStamped, itf.GROUNDING_TARGET.pub_qos)
-        self.model = RobotModel.panda()
+        self.model = RobotModel.for_robot()
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         with self.node.lock:
@@ -198,3 +198,17 @@ def test_openpi_backend_parameters_reach_the_node(start_node, ros_node):
         values = diagnostics_to_dict(received[-1])["action_expert"]["values"]
     assert values["backend"] == "openpi" and values["waiting_for"].startswith("waiting for")
     assert "rejected" not in expert.text() and expert.alive()
+
+
+@pytest.mark.parametrize("robot", ["so101"])
+def test_the_expert_refuses_a_robot_its_checkpoint_was_not_trained_for(start_node, robot):
+    """The robot parameter reaches the checkpoint loader: the shipped (Panda) expert on another
+    robot stops at start with the reason naming both robots, instead of commanding its joints."""
+    expert = start_node("action_expert_node", name="action_expert", param_files=[config_path("action_expert_node.yaml")],
+                        params={"robot": robot})
+    assert expert.wait_for_output(f"refused for robot '{robot}'", timeout=60), expert.text()[-3000:]
+    assert expert.wait_for_output("trained for robot 'panda'", timeout=1), expert.text()[-3000:]
+    deadline = time.monotonic() + 30.0
+    while expert.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not expert.alive() and expert.returncode() not in (None, 0), expert.text()[-3000:]

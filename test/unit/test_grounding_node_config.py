@@ -20,4 +20,5 @@ def test_sim_camera_pose_in_grounding_yaml_matches_the_simulator():
     np.testing.assert_allclose(values[:3], pose.position, atol=1e-6)
     q = np.asarray(pose.orientation, float)
     assert min(np.abs(values[3:] - q).max(), np.abs(values[3:] + q).max()) < 1e-6
-    assert params["base_frame"] == "panda_link0"
+    # targets are published in the base frame of the simulated robot's profile (= the sim's world)
+    assert params["robot"] == sim.get("robot", "panda")

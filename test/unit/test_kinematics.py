@@ -20,7 +20,7 @@ from vla_stack.core.kinematics.robot_model import RobotModel
 
 @pytest.fixture(scope="module")
 def panda() -> RobotModel:
-    return RobotModel.panda()
+    return RobotModel.for_robot()
 
 
 def test_rewritten_urdf_has_only_absolute_existing_meshes(tmp_path):

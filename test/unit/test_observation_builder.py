@@ -187,3 +187,33 @@ def test_a_grounded_point_far_from_the_closing_hand_keeps_grounding_yaw_at_the_h
     obs = b.build(10.2)
     np.testing.assert_allclose(obs.grasp_position, [0.4, 0.0, 0.2], atol=1e-9)  # the hand's point
     assert abs(obs.grasp_yaw - yaw) < 1e-9  # grounding's yaw, not the hand frame's 1.0 rad
+
+
+def test_layout_comes_from_the_robot_profile():
+    """Joint order, gripper joints and width scale, and the base frame are the profile's."""
+    from vla_stack.core.policy.types import PolicyMetadata, actions_to_chunk, chunk_to_actions
+    from vla_stack.core.robot_profile import load_robot_profile
+    from vla_stack.core.types import JointState
+
+    so101 = load_robot_profile("so101")
+    b = ObservationBuilder(ObservationConfig(hand_target_when_holding=False), profile=so101)
+    q = np.arange(5) * 0.1
+    b.update_joint_state(JointState((*reversed(so101.joints), "gripper"), np.array([*q[::-1], 0.7]), stamp=1.0))
+    np.testing.assert_allclose(b.state[0], q)  # profile order, whatever the message order
+    assert b.state[1] == pytest.approx(0.7)  # one jaw joint x width_per_unit 1.0
+    with pytest.raises(InputRejected, match="not the base frame|base frame|frame"):
+        b.update_target(Pose((0.4, 0.0, 0.1), frame_id="panda_link0", stamp=1.0))
+    b.update_target(Pose((0.4, 0.0, 0.1), frame_id=so101.base_frame, stamp=1.0))
+
+    # the chunk's gripper column and scale: the profile's
+    meta = PolicyMetadata.for_robot(load_robot_profile("panda"), "x", 2, 0.05)
+    chunk = actions_to_chunk(np.array([[0.0] * 7 + [0.08]] * 2), 1.0, meta)
+    assert chunk.joint_names[-1] == "panda_finger_joint1" and chunk.positions[0, -1] == pytest.approx(0.04)
+    np.testing.assert_allclose(chunk_to_actions(chunk, meta)[:, -1], 0.08)
+    meta = PolicyMetadata.for_robot(so101, "x", 2, 0.05)
+    chunk = actions_to_chunk(np.array([[0.0] * 5 + [1.2]] * 2), 1.0, meta)
+    assert chunk.joint_names == (*so101.joints, "gripper") and chunk.positions[0, -1] == pytest.approx(1.2)
+
+    # a robot without a gripper cannot feed the expert's observation: said at construction
+    with pytest.raises(ValueError, match="'ur5e' has no gripper"):
+        ObservationBuilder(profile=load_robot_profile("ur5e"))

@@ -448,3 +448,30 @@ def test_brief_grounding_loss_during_a_pick_is_tolerated_then_waited_for(backend
     planner.on_grounding_target(target())
     run(planner, clock, 0.3, OPEN, 0.0)
     assert planner.current_subtask().status == "active"
+
+
+def test_go_home_goes_to_the_robot_profiles_ready_pose(tmp_path):
+    """The monitor's arm joints, finger joints and home pose are the robot profile's."""
+    import dataclasses
+
+    from vla_stack.core.robot_profile import load_robot_profile
+
+    panda = load_robot_profile("panda")
+    other_home = tuple(v + 0.3 for v in panda.ready_pose)
+    profile = dataclasses.replace(panda, ready_pose=other_home)
+    clock = FakeClock()
+    planner = TaskPlanner(_Fixed([("go_home", {})]), TaskPlannerConfig(max_replans=0, use_grounding=False),
+                          MonitorConfig(), clock=clock, profile=profile)
+    planner.on_instruction("go home")
+    planner.plan_now()
+    run(planner, clock, 1.0, OPEN)  # at the Panda's usual ready pose: not this robot's home
+    assert planner.state == "executing"
+    run(planner, clock, 1.0, OPEN, arm=other_home)
+    assert planner.state == "done"
+
+
+def test_the_monitor_refuses_a_robot_without_a_gripper():
+    from vla_stack.core.robot_profile import load_robot_profile
+
+    with pytest.raises(ValueError, match="'ur5e' has no gripper"):
+        TaskPlanner(_Fixed([("go_home", {})]), TaskPlannerConfig(), profile=load_robot_profile("ur5e"))

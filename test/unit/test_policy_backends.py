@@ -25,15 +25,17 @@ from vla_stack.core.policy.features import FEATURE_DIM, ActionNormalizer, Featur
 from vla_stack.core.policy.model import ActionExpertConfig
 from vla_stack.core.policy.rtc import prefix_weights
 from vla_stack.core.policy.types import (
-    GRIPPER_JOINT,
     Guidance,
     Observation,
     Policy,
     PolicyError,
     chunk_to_actions,
 )
+from vla_stack.core.robot_profile import load_robot_profile
 
 H = 16
+
+GRIPPER_JOINT = load_robot_profile("panda").gripper.joint
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def tiny_checkpoint(tmp_path_factory):
     save_checkpoint(path, cfg, {k: v.numpy() for k, v in model.state_dict().items()},
                     FeatureNormalizer(np.zeros(FEATURE_DIM, np.float32), np.ones(FEATURE_DIM, np.float32)),
                     ActionNormalizer(np.zeros((H, 7), np.float32), np.full((H, 7), 0.05, np.float32)),
-                    np.zeros((5, 16), np.float32), metrics={"note": "test"})
+                    np.zeros((5, 16), np.float32), metrics={"note": "test"}, profile=load_robot_profile("panda"))
     return path
 
 

@@ -17,7 +17,6 @@ from vla_stack.core.policy.observation_builder import (
 )
 from vla_stack.core.policy.realtime import RealTimeChunker
 from vla_stack.core.policy.types import (
-    GRIPPER_JOINT,
     LATENT_DIM,
     SUBTASKS,
     Observation,
@@ -25,11 +24,14 @@ from vla_stack.core.policy.types import (
     PolicyMetadata,
     actions_to_chunk,
 )
+from vla_stack.core.robot_profile import load_robot_profile
 from vla_stack.core.types import JointState, Pose, Wrench
 
 ARM = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 H = 16
+
+GRIPPER_JOINT = load_robot_profile("panda").gripper.joint
 
 
 def joint_state(stamp: float, q=None, names=ARM + FINGERS) -> JointState:
@@ -148,7 +150,7 @@ class CountingPolicy:
     """Returns a constant chunk per call (value = call number); can be made slow or failing."""
 
     def __init__(self, sleep: float = 0.0, fail: bool = False) -> None:
-        self.metadata = PolicyMetadata("fake", H, 0.05, supports_guidance=True)
+        self.metadata = PolicyMetadata.for_robot(load_robot_profile("panda"), "fake", H, 0.05, supports_guidance=True)
         self.calls = 0
         self.sleep = sleep
         self.fail = fail

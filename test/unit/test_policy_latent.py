@@ -16,6 +16,7 @@ from vla_stack.core.policy.latent import (
     planner_training_latents,
 )
 from vla_stack.core.policy.types import LATENT_DIM, SUBTASKS
+from vla_stack.core.robot_profile import load_robot_profile
 
 
 class HashEmbedder:
@@ -78,7 +79,7 @@ def test_checkpoint_round_trip_keeps_the_projection(tmp_path):
     ckpt = load_checkpoint()
     proj = fit_projection(np.random.default_rng(1).normal(size=(40, 24)))
     save_checkpoint(tmp_path / "c", ckpt.config, ckpt.weights, ckpt.features, ckpt.actions, ckpt.latent_table,
-                    latent_projection=proj)
+                    latent_projection=proj, profile=load_robot_profile("panda"))
     back = load_checkpoint(tmp_path / "c")
     assert back.latent_projection is not None and back.latent_projection.input_dim == 24
     np.testing.assert_allclose(back.latent_projection.basis, proj.basis, rtol=1e-6)

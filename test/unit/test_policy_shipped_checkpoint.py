@@ -78,7 +78,7 @@ def test_rtc_guidance_keeps_the_committed_actions_in_joint_space(policy, policy_
 def test_shipped_expert_moves_the_tcp_to_the_mug(policy):
     """Closed loop in simulation (rtc, no delay) for 6 s: the TCP ends up close to the grasp point."""
     task = SimPickPlace(20002)
-    model = RobotModel.panda()
+    model = RobotModel.for_robot()
     sched = ChunkScheduler(SchedulerConfig(strategy="rtc"), 16, 8)
     policy.reset()
     grasp, _, _ = task.targets()

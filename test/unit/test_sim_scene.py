@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vla_stack.core.robot_profile import load_robot_profile
 from vla_stack.core.sim.config import SceneConfig
 from vla_stack.core.sim.mugs import MugGeometry, mug_mesh, procedural_appearances
 from vla_stack.core.sim.robot import SimRobot
@@ -44,7 +45,7 @@ def test_joint_names_as_on_a_real_panda():
     js = robot.joint_state()
     assert js.names == PANDA_JOINTS
     assert js.velocities is not None and js.efforts is not None
-    np.testing.assert_allclose(js.positions[:7], SceneConfig().initial_joint_positions, atol=1e-6)
+    np.testing.assert_allclose(js.positions[:7], load_robot_profile("panda").ready_pose, atol=1e-6)
     assert robot.gripper_width() == pytest.approx(0.08, abs=1e-3)
 
 
@@ -141,3 +142,21 @@ def test_config_fields_have_help():
 
     for f in fields(SceneConfig):
         assert f.metadata.get("help"), f"SceneConfig.{f.name} has no help text"
+
+
+@pytest.mark.parametrize("robot", ["ur5e", "so101"])
+def test_a_robot_without_simulation_assets_is_refused_by_name(robot):
+    with pytest.raises(ValueError, match=rf"robot '{robot}' cannot be simulated.*robots with assets: \['panda'\]"):
+        SimRobot(SceneConfig(robot=robot))
+
+
+def test_sim_names_come_from_the_robot_profile():
+    profile = load_robot_profile("panda")
+    robot = SimRobot(SceneConfig(seed=1))
+    try:
+        assert robot.profile is profile and robot.arm_joint_names == profile.joints
+        assert robot.finger_joint_names == profile.gripper.joints
+        assert robot.tcp_pose().frame_id == profile.base_frame and robot.wrench().frame_id == profile.hand_frame
+        assert robot.config.initial_joint_positions == profile.ready_pose
+    finally:
+        robot.close()

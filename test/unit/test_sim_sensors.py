@@ -162,7 +162,7 @@ def _top_down(x: float, y: float, z: float, yaw: float) -> np.ndarray:
 
 def test_scripted_top_down_grasp_lifts_the_mug():
     robot = SimRobot(SceneConfig(seed=3, num_mugs=3))
-    model = RobotModel.panda()
+    model = RobotModel.for_robot()
     mug = robot.mine
     pose = robot.object_pose(mug)
     x, y, _ = pose.position
@@ -218,7 +218,7 @@ def test_external_wrench_is_zero_in_free_motion_and_the_mug_weight_when_held():
     robot = SimRobot(SceneConfig(seed=0))
     gt = robot.ground_truth()
     grasp, yaw, place = targets_from_ground_truth(gt, gt["mine"])
-    segments = ScriptedPickPlace(RobotModel.panda()).plan(robot.joint_state().positions[:7], grasp, yaw, place)
+    segments = ScriptedPickPlace(RobotModel.for_robot()).plan(robot.joint_state().positions[:7], grasp, yaw, place)
     robot.advance(0.3)
     free, held = [], None
     for seg in segments[:4]:  # approach, descend, grasp, lift

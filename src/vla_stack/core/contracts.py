@@ -165,7 +165,7 @@ class ExclusionRequest:
     task starts)::
 
         {"version": 1, "exclusions": [{"position": [0.52, 0.08, 0.045], "radius": 0.05}],
-         "frame_id": "panda_link0", "object": "red-highlighted cup", "instruction": "bring ...",
+         "frame_id": "base_link", "object": "red-highlighted cup", "instruction": "bring ...",
          "stamp": 12.5, "reason": "user: not that one"}
 
     Grounding drops candidate instances whose 3D grasp point lies within `radius` (m) of any

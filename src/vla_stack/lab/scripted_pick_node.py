@@ -18,8 +18,8 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.kinematics.robot_model import RobotModel
+from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
 from vla_stack.lab.policy.scripted_expert import PickPlaceConfig, PlanningError, ScriptedPickPlace, Segment
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
@@ -59,8 +59,13 @@ class ScriptedPickNode(Node):
             grasp_force=float(param("grasp_force", 60.0, "gripper force limit when grasping, N")),
         )
 
-        self.model = RobotModel.panda()
-        self.joints = PANDA_ARM_JOINTS
+        robot = str(param("robot", DEFAULT_ROBOT, "robot profile: name under config/robots or a YAML path"))
+        try:
+            self.profile = load_robot_profile(robot)
+            self.model = RobotModel.from_profile(self.profile)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"scripted_pick_node: cannot use robot profile '{robot}': {exc}") from exc
+        self.joints = self.profile.joints
         self.planner = ScriptedPickPlace(self.model, self.config)
         self.q: np.ndarray | None = None
         self.segments: list[Segment] = []

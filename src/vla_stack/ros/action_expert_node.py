@@ -19,8 +19,8 @@ Subscribes (relative names, `topics.*` parameters):
   (32FC1 kPa) when `use_tactile`.
 
 Publishes:
-- `action_expert/chunk` (trajectory_msgs/JointTrajectory, reliable): 7 arm joints + the gripper
-  column `panda_finger_joint1` (= opening width / 2), header.stamp = time of the observation it
+- `action_expert/chunk` (trajectory_msgs/JointTrajectory, reliable): the robot profile's arm joints
+  + its gripper column (`gripper.joint` = opening width / `gripper.width_per_unit`), header.stamp = time of the observation it
   was computed from, point i at time_from_start relative to that stamp;
 - `action_expert/status` (DiagnosticArray, `status_period`): inference latency (last, p50,
   p99 ms), measured delay and its estimate (control steps), strategy, backend, counters
@@ -43,12 +43,12 @@ from typing import Any
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.policy.backends import POLICIES
 from vla_stack.core.policy.chunk_scheduler import SchedulerConfig
 from vla_stack.core.policy.observation_builder import InputRejected, ObservationBuilder, ObservationConfig
 from vla_stack.core.policy.realtime import RealTimeChunker
 from vla_stack.core.policy.types import PolicyError
+from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
     MessageError,
@@ -71,6 +71,7 @@ from vla_stack.ros.params import (
 )
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "robot": (DEFAULT_ROBOT, "robot profile: name under config/robots or a YAML path (joint order, gripper, base frame)"),
     "backend": ("builtin", f"policy backend, one of {POLICIES.names()} (builtin: the shipped flow-matching expert; "
                 "openpi: a remote server); its settings are the <backend>.* parameters"),
     "max_observation_age": (0.5, "never publish a chunk computed from an observation older than this, s"),
@@ -101,13 +102,18 @@ class ActionExpertNode(Node):
         p = declare_parameters(self, NODE_PARAMETERS)
         self.scheduler_config = config_from_parameters(SchedulerConfig, p, log, "scheduler.")
         self.inputs_config = config_from_parameters(ObservationConfig, p, log, "inputs.")
-        self.builder = ObservationBuilder(self.inputs_config, hand_position=self._hand_model(log))
+        try:
+            self.profile = load_robot_profile(str(p["robot"]))
+            self.builder = ObservationBuilder(self.inputs_config, hand_position=self._hand_model(log), profile=self.profile)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"action_expert: cannot use robot profile '{p['robot']}': {exc}") from exc
         backend = str(p["backend"])
         if backend not in POLICIES:
             log.error(f"backend '{backend}' unknown (known: {POLICIES.names()}); using builtin")
             backend = "builtin"
         try:
-            self.policy = POLICIES.create(backend, config=backend_config_from_parameters(POLICIES, backend, p, log))
+            self.policy = POLICIES.create(backend, config=backend_config_from_parameters(POLICIES, backend, p, log),
+                                          profile=self.profile)
         except (PolicyError, ValueError, OSError) as exc:
             raise SystemExit(f"action_expert: cannot create the '{backend}' policy: {exc}") from exc
         self.max_observation_age = float(p["max_observation_age"])
@@ -151,16 +157,14 @@ class ActionExpertNode(Node):
             log.warning(f"backend {meta.name} cannot take real-time chunking guidance: 'rtc' runs as naive_async")
 
     def _hand_model(self, log):
-        """q (7,) -> TCP pose (4x4) in the base frame, for the in-hand target (Panda only; else disabled)."""
+        """q (n,) -> TCP pose (4x4) in the base frame, for the in-hand target (needs the profile's URDF; else disabled)."""
         if not self.inputs_config.hand_target_when_holding:
             return None
-        if tuple(self.inputs_config.arm_joints) != PANDA_ARM_JOINTS:
-            log.warning("inputs.hand_target_when_holding needs the Panda hand model; disabled for these arm joints")
+        if self.profile.urdf is None:
+            log.warning(f"inputs.hand_target_when_holding needs a hand model, but robot profile '{self.profile.name}' "
+                        "has no urdf: disabled (the target stays grounding's while the object is held)")
             return None
-        from vla_stack.core.kinematics.robot_model import RobotModel
-
-        model = RobotModel.panda()
-        return model.fk  # q -> 4x4 TCP pose
+        return self.profile.kinematics().fk  # q -> 4x4 TCP pose
 
     # ---- inputs ------------------------------------------------------------------------------------
     def _reject(self, what: str, exc: Exception) -> None:

@@ -65,6 +65,7 @@ from vla_stack.core.grounding.proposals import DETECTORS
 from vla_stack.core.grounding.scheduler import GroundingScheduler, GroundingUpdate, StatusReport
 from vla_stack.core.grounding.segmenters import SEGMENTERS
 from vla_stack.core.grounding.target import TargetConfig
+from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
 from vla_stack.core.types import CameraIntrinsics, Pose
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
@@ -90,6 +91,8 @@ from vla_stack.ros.params import (
 STATUS_TOPIC = itf.status("grounding")
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "robot": (DEFAULT_ROBOT, "robot profile (name under config/robots or a YAML path): its base_frame is the frame_id of "
+              "targets when the camera pose is known"),
     "cameras": (["camera"], "camera namespaces: NS/color/image_raw, NS/aligned_depth_to_color/image_raw, "
                 "NS/color/camera_info; the first one publishes grounding/* and the 3D target"),
     "camera_poses": ([], "pose of each camera's optical frame in base_frame, 7 numbers per camera in `cameras` "
@@ -115,7 +118,8 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "topics.markers": (itf.GROUNDING_MARKERS.name, "rviz2 markers output (MarkerArray)"),
     "topics.status": (STATUS_TOPIC.name, "status output (DiagnosticArray)"),
 }
-_SKIP = ("detector_args", "embedder_args", "segmenter_args", "tracker_args", "matching", "target", "highlight")
+_SKIP = ("detector_args", "embedder_args", "segmenter_args", "tracker_args", "matching", "target", "highlight",
+         "base_frame")
 
 
 def grounding_parameter_spec() -> dict[str, tuple[Any, str]]:
@@ -231,6 +235,11 @@ class GroundingNode(Node):
                 kwargs[key] = parsed
             except ValueError as exc:
                 log.error(f"parameter {key}={values[key]!r} rejected ({exc}); using {{}}")
+        try:
+            profile = load_robot_profile(str(values["robot"]))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"grounding_node: cannot load robot profile '{values['robot']}': {exc}") from exc
+        kwargs["base_frame"] = profile.base_frame
         base = config_from_parameters(GroundingConfig, values, log)
         matching = config_from_parameters(MatchConfig, values, log, prefix="matching.")
         target = config_from_parameters(TargetConfig, values, log, prefix="target.")
@@ -240,7 +249,7 @@ class GroundingNode(Node):
                                       **kwargs, "matching": matching, "target": target, "highlight": highlight})
         except (KeyError, ValueError) as exc:
             log.error(f"grounding configuration rejected ({exc}); using the defaults (offline backends)")
-            return GroundingConfig(matching=matching, target=target, highlight=highlight)
+            return GroundingConfig(matching=matching, target=target, highlight=highlight, base_frame=profile.base_frame)
 
     def _camera_poses(self, flat: Any, cams: list[str]) -> list[Pose | None]:
         vals = [float(v) for v in flat]

@@ -52,6 +52,7 @@ from vla_stack.core.planning import (
 )
 from vla_stack.core.planning.backends.base import PlannerBackend
 from vla_stack.core.planning.monitor import grounding_status_from_report
+from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
     MessageError,
@@ -77,6 +78,7 @@ from vla_stack.ros.params import (
 STATUS_TOPIC = itf.status("planner")
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "robot": (DEFAULT_ROBOT, "robot profile: name under config/robots or a YAML path (joints, gripper, ready pose)"),
     "backend": ("offline", f"planner backend, one of {PLANNERS.names()} (offline: sentence embeddings, SayCan-style; "
                 "vlm: local VLM, JSON plan); its settings are the <backend>.* parameters, and offline is every "
                 "other backend's fallback"),
@@ -128,7 +130,12 @@ class PlannerNode(Node):
         step_period = self._bounded(values, "step_period", 0.01, 5.0, 0.1)
         self.backend = self._make_backend(values)
         self._planner_configs = (planner_config, monitor_config)
-        self.planner = TaskPlanner(self.backend, planner_config, monitor_config, clock=lambda: ros_seconds(self), logger=log)
+        try:
+            self.profile = load_robot_profile(str(values["robot"]))
+            self.planner = TaskPlanner(self.backend, planner_config, monitor_config, clock=lambda: ros_seconds(self),
+                                       logger=log, profile=self.profile)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"planner_node: cannot use robot profile '{values['robot']}': {exc}") from exc
 
         def topic(key: str) -> str:
             return str(values[f"topics.{key}"])
@@ -269,7 +276,7 @@ class PlannerNode(Node):
         with self._pub_lock:
             old = self.planner
             self.planner = TaskPlanner(self.backend, *self._planner_configs, clock=lambda: ros_seconds(self),
-                                       logger=self.get_logger())
+                                       logger=self.get_logger(), profile=self.profile)
             self._published_version = -1
             cleared = old.exclusion_version != 0
         if cleared:  # tell grounding the exclusions are gone

@@ -1,6 +1,8 @@
-"""sim_node: the MuJoCo Panda scene (`vla_stack.core.sim.SimRobot`) as a ROS 2 robot.
+"""sim_node: the MuJoCo robot scene (`vla_stack.core.sim.SimRobot`) as a ROS 2 robot.
 
-To the rest of the stack it looks like a real Panda under ros2_control with a RealSense-like
+The robot is the profile of the `robot` parameter (config/robots/<robot>.yaml; it needs
+simulation assets, core/sim/robots/<robot>.py). To the rest of the stack it looks like a real
+arm under ros2_control with a RealSense-like
 camera, fingertip tactile sensors and a wrist F/T sensor. All stamps are sim time, and the node
 publishes `/clock`, so other nodes run with `use_sim_time: true`.
 
@@ -11,15 +13,15 @@ Publishes (names from `vla_stack.ros.interfaces`; relative, so namespaces work):
   16UC1 mm), `camera/color/camera_info` at `camera_rate`; `wrist_camera/...` likewise when
   `wrist_camera` is true;
 - `tactile/<left|right>/image` (32FC1 kPa taxel pressure) and `tactile/<pad>/force`
-  (WrenchStamped, pad frame: z normal into the pad), `wrench` (WrenchStamped, panda_hand
-  frame) at `sensor_rate`;
+  (WrenchStamped, pad frame: z normal into the pad), `wrench` (WrenchStamped, the profile's
+  hand_frame) at `sensor_rate`;
 - evaluation only: `sim/ground_truth` (String JSON, latched, `ground_truth_rate`) and
   `sim/ground_truth/segmentation` (mono8 object labels, `segmentation_rate`);
 - `sim_node/status` (DiagnosticArray, 1 Hz): real-time factor achieved, camera fps, rejects.
 
 Subscribes (controller names are parameters, as in a ros2_control setup):
 - `<arm_controller>/joint_trajectory` (trajectory_msgs/JointTrajectory), JTC semantics;
-- `<arm_position_controller>/commands` (std_msgs/Float64MultiArray, 7 values, rad);
+- `<arm_position_controller>/commands` (std_msgs/Float64MultiArray, one value per arm joint, rad);
 - `<gripper_controller>/commands` (Float64MultiArray: [width m] or [width m, max force N]).
 A bad command is logged in one line (what, why, what the sim does instead) and ignored.
 
@@ -43,7 +45,6 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 
 from vla_stack.core.contracts import GroundTruth, encode_ground_truth, parse_sim_reset
-from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.sim.config import SceneConfig
 from vla_stack.core.sim.robot import CAMERA_FRAMES, SimRobot
 from vla_stack.core.types import Wrench
@@ -80,7 +81,7 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "wrench_mode": (
         "external",
         "what `wrench` carries: 'external' = contact wrench from the environment on hand + fingers "
-        "(like a gravity/inertia-compensated F/T driver or Franka's external wrench estimate; ~0 in free "
+        "(like a gravity/inertia-compensated F/T driver or an arm's external wrench estimate; ~0 in free "
         "motion), 'raw' = the uncompensated wrist sensor (includes the hand's weight and inertia)",
     ),
     "camera_rate": (15.0, "scene camera rate (colour + depth + camera_info), Hz of sim time; 0 = off"),
@@ -180,7 +181,10 @@ class SimNode(Node):
             log.error(f"parameter depth_encoding={self.depth_encoding!r} rejected (use 32FC1 or 16UC1); using 32FC1")
             self.depth_encoding = "32FC1"
 
-        self.robot = SimRobot(self.scene_config)
+        try:
+            self.robot = SimRobot(self.scene_config)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"sim_node: cannot simulate robot '{self.scene_config.robot}': {exc}") from exc
         self.rejected = 0
         self._stop = threading.Event()
         self._js_meter, self._cam_meter, self._achieved_rtf = _RateMeter(), _RateMeter(), 0.0
@@ -279,10 +283,11 @@ class SimNode(Node):
             if self._holdoff:
                 names = list(f["names"])
                 first = None
-                if f["positions"] and sorted(names) == sorted(PANDA_ARM_JOINTS):
+                arm = self.robot.arm_joint_names
+                if f["positions"] and sorted(names) == sorted(arm):
                     row = dict(zip(names, f["positions"][0], strict=False))
-                    first = np.array([row[n] for n in PANDA_ARM_JOINTS], dtype=np.float64)
-                if self._held_off("arm", first, self.robot.joint_state().positions[:7], HOLDOFF_ARM_TOLERANCE):
+                    first = np.array([row[n] for n in arm], dtype=np.float64)
+                if self._held_off("arm", first, self.robot.joint_state().positions[: len(arm)], HOLDOFF_ARM_TOLERANCE):
                     return
             if f["velocity_note"]:
                 self.get_logger().warning(f"JointTrajectory on {self.trajectory_topic}: {f['velocity_note']}",
@@ -296,8 +301,9 @@ class SimNode(Node):
                          "ignored it, the previous trajectory continues")
 
     def on_positions(self, msg) -> None:
-        """Float64MultiArray (7 positions, rad, panda_joint1..7) -> forward position command."""
-        if self._holdoff and self._held_off("arm", float64_array_to_numpy(msg), self.robot.joint_state().positions[:7],
+        """Float64MultiArray (one position per arm joint, rad, `arm_joint_names` order) -> forward position command."""
+        n = len(self.robot.arm_joint_names)
+        if self._holdoff and self._held_off("arm", float64_array_to_numpy(msg), self.robot.joint_state().positions[:n],
                                             HOLDOFF_ARM_TOLERANCE):
             return
         try:

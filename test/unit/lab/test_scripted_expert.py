@@ -10,7 +10,7 @@ from vla_stack.lab.policy.scripted_expert import PickPlaceConfig, PlanningError,
 
 @pytest.fixture(scope="module")
 def planner():
-    return ScriptedPickPlace(RobotModel.panda())
+    return ScriptedPickPlace(RobotModel.for_robot())
 
 
 def test_plan_reaches_grasp_and_place_points(planner):

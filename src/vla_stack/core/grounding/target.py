@@ -8,7 +8,7 @@ Frames:
   frame in the base frame (T_base_camera).
 - grasp frame (the returned grasp orientation): z = approach direction (pointing down into
   the object), y = finger closing direction (across the object, away from a handle), x = y × z.
-  This is the Panda hand convention (fingers move along the hand's y axis).
+  This is the common parallel-gripper convention (fingers move along the hand's y axis).
 
 Depth images from RGB-D drivers are rectified and aligned to the colour image, so the
 pinhole model without distortion is used.

@@ -7,6 +7,11 @@ neither Pinocchio nor MuJoCo can resolve without a ROS package path, so
 directory (keyed by a hash of the source file, written atomically, safe to call from
 several processes at once).
 
+The Panda's names and numbers are in its robot profile, `config/robots/panda.yaml`, which
+the stack loads with `vla_stack.core.robot_profile.load_robot_profile`; the `PANDA_*`
+constants below are the same values for tests and lab tools (a unit test keeps them equal to
+the profile). Runtime code takes a `RobotProfile` and never imports them.
+
 Frames (all from the URDF): `panda_link0` is the robot base and, in the simulation, the
 world origin. The TCP is the URDF's `panda_grasptarget` link: 0.105 m along the hand's z axis
 from `panda_hand`, midway between the fingertip pads.
@@ -128,3 +133,19 @@ def urdf_with_absolute_meshes(urdf: str | Path, cache_dir: str | Path | None = N
 def panda_urdf_with_absolute_meshes(cache_dir: str | Path | None = None) -> Path:
     """The Panda URDF (see `panda_urdf_path`) rewritten with absolute mesh paths."""
     return urdf_with_absolute_meshes(panda_urdf_path(), cache_dir)
+
+
+BUILTIN_URDFS = {"builtin:panda": panda_urdf_with_absolute_meshes}
+"""URDFs that ship in wheels, by the `urdf:` value a robot profile gives (`builtin:<name>`)."""
+
+
+def resolve_builtin_urdf(spec: str) -> Path:
+    """Path of the builtin URDF `spec` (e.g. `builtin:panda`), mesh paths made absolute.
+
+    Raises:
+        ValueError: unknown builtin (the message lists the known ones).
+    """
+    make = BUILTIN_URDFS.get(spec)
+    if make is None:
+        raise ValueError(f"unknown builtin URDF '{spec}' (known: {sorted(BUILTIN_URDFS)})")
+    return make()

@@ -1,7 +1,7 @@
 """Self- and environment-collision checking for a `RobotModel` (Pinocchio + coal).
 
 Geometry: the URDF's `<collision>` meshes, by default replaced by their convex hulls
-(coal's GJK on hulls is ~100x faster than mesh-mesh BVH checks: ~40 µs for all Panda pairs
+(coal's GJK on hulls is ~100x faster than mesh-mesh BVH checks: ~40 µs for all pairs of the 7-joint arm
 instead of ~4 ms, and a hull is a conservative superset of its mesh). Environment obstacles
 are axis-aligned boxes in the robot base frame (e.g. the table top).
 

@@ -1,13 +1,13 @@
 """Kinematic model of a robot arm from its URDF (Pinocchio): FK, Jacobians, IK, joint limits.
 
-Frames: every pose is expressed in the robot base frame (the URDF root link, e.g.
-`panda_link0`), which is also the world frame of the simulation. Poses are 4x4 homogeneous
+Frames: every pose is expressed in the robot base frame (the URDF root link, the profile's
+`base_frame`), which is also the world frame of the simulation. Poses are 4x4 homogeneous
 matrices (rotation + translation in m). Joint values are rad (m for prismatic joints), in the
 order of `RobotModel.joint_names`.
 
 `RobotModel` is generic: any URDF, a list of controlled joints (single-DOF revolute or
-prismatic), and a TCP frame. Joints of the URDF that are not controlled (for the Panda: the
-fingers) stay at fixed positions that `set_fixed_positions` changes (e.g. the current gripper
+prismatic), and a TCP frame. Joints of the URDF that are not controlled (e.g. the
+fingers of a hand) stay at fixed positions that `set_fixed_positions` changes (e.g. the current gripper
 opening before a collision check).
 
 Not thread-safe: one instance owns one `pinocchio.Data` workspace. Use `copy()` per thread.
@@ -20,17 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pinocchio as pin
 
-from vla_stack.core.kinematics.assets import (
-    PANDA_ARM_JOINTS,
-    PANDA_FINGER_JOINTS,
-    PANDA_TCP_FRAME,
-    panda_urdf_with_absolute_meshes,
-)
+if TYPE_CHECKING:
+    from vla_stack.core.robot_profile import RobotProfile
 
 
 class IKResult(NamedTuple):
@@ -62,7 +58,8 @@ class IKResult(NamedTuple):
 class RobotModel:
     """Kinematics of one robot (Pinocchio model + controlled joints + TCP frame).
 
-    Build with `RobotModel.from_urdf(...)` or `RobotModel.panda()`.
+    Build with `RobotModel.from_urdf(...)`, `RobotModel.from_profile(profile)` or
+    `RobotModel.for_robot(name)` (a profile under config/robots).
 
     Args:
         model: Pinocchio model of the whole URDF (fixed base).
@@ -144,19 +141,33 @@ class RobotModel:
         return cls(model, joints, tcp_frame, urdf_path=path, fixed_positions=fixed_positions)
 
     @classmethod
-    def panda(cls, finger_opening_m: float = 0.08) -> RobotModel:
-        """The Franka Panda (pybullet_data URDF): 7 arm joints, TCP `panda_grasptarget`.
+    def from_profile(cls, profile: RobotProfile, finger_opening_m: float | None = None) -> RobotModel:
+        """The robot of a profile: its URDF, arm joints and TCP frame; fingers fixed.
 
         Args:
-            finger_opening_m: gripper opening the fixed finger joints are set to (0..0.08 m).
+            profile: robot profile (must have a URDF).
+            finger_opening_m: gripper opening the finger joints are set to, m, clipped to the
+                gripper's width range (each of n fingers at opening / n); None = the
+                profile's `fixed_joints`.
+
+        Raises:
+            ValueError: the profile has no URDF (the message names the profile).
         """
-        half = float(np.clip(finger_opening_m, 0.0, 0.08)) / 2.0
-        return cls.from_urdf(
-            panda_urdf_with_absolute_meshes(),
-            PANDA_ARM_JOINTS,
-            PANDA_TCP_FRAME,
-            fixed_positions={j: half for j in PANDA_FINGER_JOINTS},
-        )
+        if profile.urdf is None:
+            raise ValueError(f"robot profile '{profile.name}' ({profile.source}) has no urdf: kinematics need one")
+        fixed = dict(profile.fixed_joints)
+        if finger_opening_m is not None and profile.gripper is not None:
+            g = profile.gripper
+            opening = float(np.clip(finger_opening_m, g.min_width, g.max_width))
+            fixed.update({j: opening / len(g.joints) for j in g.joints})
+        return cls.from_urdf(profile.urdf, profile.joints, profile.tcp_frame, fixed_positions=fixed)
+
+    @classmethod
+    def for_robot(cls, robot: str | Path | None = None, finger_opening_m: float | None = None) -> RobotModel:
+        """`from_profile` of the profile `robot` (a name under config/robots or a YAML path; None = default)."""
+        from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
+
+        return cls.from_profile(load_robot_profile(robot or DEFAULT_ROBOT), finger_opening_m)
 
     def copy(self) -> RobotModel:
         """An independent instance (own Pinocchio data), e.g. for another thread."""

@@ -6,8 +6,10 @@ a verdict per subtask (running / done / failed / waiting) with a reason an opera
 
 Everything here runs on an injected clock (float seconds): no wall-clock reads, no ROS.
 
-Conventions: gripper width = sum of the two finger joint positions (m, Panda: 0 closed,
-0.08 open); positions in the robot base frame (m); forces in N.
+Conventions: the robot (arm joints, finger joints, ready pose) comes from its `RobotProfile`
+(config/robots/<robot>.yaml); gripper width = sum of the finger joint positions (m; a single
+reported finger counts as the profile's `width_per_unit` times its position); positions in the
+robot base frame (m); forces in N.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS, PANDA_READY_POSE
 from vla_stack.core.planning.skills import Subtask
+from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 from vla_stack.core.types import JointState, Pose, Wrench
 
 GROUNDING_STATUSES = ("found", "not_found", "ambiguous", "no_reference")
@@ -29,14 +31,9 @@ GROUNDING_STATUSES = ("found", "not_found", "ambiguous", "no_reference")
 class MonitorConfig:
     """Thresholds of the progress monitor. Lengths m, angles rad, forces N, times s."""
 
-    finger_joints: tuple[str, ...] = field(
-        default=PANDA_FINGER_JOINTS, metadata={"help": "finger joint names; the gripper width is their sum, m"}
+    home_tolerance: float = field(
+        default=0.05, metadata={"help": "go_home is done when every arm joint is this close to the robot's ready pose, rad"}
     )
-    arm_joints: tuple[str, ...] = field(default=PANDA_ARM_JOINTS, metadata={"help": "arm joint names, in order"})
-    home_positions: tuple[float, ...] = field(
-        default=PANDA_READY_POSE, metadata={"help": "arm joint positions of go_home, rad (same order as arm_joints)"}
-    )
-    home_tolerance: float = field(default=0.05, metadata={"help": "go_home is done when every arm joint is this close, rad"})
     open_width: float = field(default=0.07, metadata={"help": "gripper width above which it counts as open, m"})
     empty_width: float = field(
         default=0.01, metadata={"help": "gripper width below which it is closed on nothing (missed grasp, drop), m"}
@@ -78,15 +75,6 @@ class MonitorConfig:
     )
 
     def __post_init__(self) -> None:
-        self.finger_joints = tuple(str(n) for n in self.finger_joints)
-        self.arm_joints = tuple(str(n) for n in self.arm_joints)
-        self.home_positions = tuple(float(v) for v in self.home_positions)
-        if len(self.home_positions) != len(self.arm_joints):
-            raise ValueError(
-                f"home_positions has {len(self.home_positions)} values for {len(self.arm_joints)} arm joints"
-            )
-        if not self.finger_joints:
-            raise ValueError("finger_joints must name at least one joint")
         if not 0.0 <= self.empty_width < self.open_width:
             raise ValueError(f"need 0 <= empty_width < open_width, got {self.empty_width}, {self.open_width}")
         for name in ("home_tolerance", "contact_force", "handover_pull_force", "stale_after", "exclusion_radius"):
@@ -125,11 +113,22 @@ class WorldModel:
     """Latest observations, each with the planner-clock time it arrived.
 
     Args:
-        config: thresholds and joint names.
+        config: thresholds.
+        profile: the robot (arm joints, finger joints, ready pose of go_home); None = the
+            default robot profile.
+
+    Raises:
+        ValueError: the robot has no gripper (the monitor judges grasps by its width).
     """
 
-    def __init__(self, config: MonitorConfig) -> None:
+    def __init__(self, config: MonitorConfig, profile: RobotProfile | None = None) -> None:
         self.config = config
+        self.profile = profile = profile or load_robot_profile()
+        if profile.gripper is None:
+            raise ValueError(f"robot profile '{profile.name}' has no gripper: the planner's monitor needs one")
+        self.arm_joints = profile.joints
+        self.finger_joints = profile.gripper.joints
+        self.home_positions = profile.ready_pose
         self.gripper_width: float | None = None
         self.finger_speed: float | None = None
         self.arm_positions: np.ndarray | None = None
@@ -148,20 +147,20 @@ class WorldModel:
         values stay); the arm part is optional (a gripper-only driver may publish just fingers).
         """
         try:
-            fingers = state.position_of(self.config.finger_joints)
+            fingers = state.position_of(self.finger_joints)
         except KeyError as exc:
             return f"joint_states rejected: {exc.args[0]}"
         if not np.all(np.isfinite(fingers)):
             return f"joint_states rejected: finger positions contain NaN/inf ({fingers.tolist()})"
-        self.gripper_width = float(np.sum(fingers))
+        self.gripper_width = float(np.sum(fingers)) * (self.profile.gripper.width_per_unit if len(fingers) == 1 else 1.0)
         if state.velocities is not None:
             index = {n: i for i, n in enumerate(state.names)}
-            v = state.velocities[[index[n] for n in self.config.finger_joints]]
+            v = state.velocities[[index[n] for n in self.finger_joints]]
             self.finger_speed = float(np.sum(np.abs(v))) if np.all(np.isfinite(v)) else None
         else:
             self.finger_speed = None
         try:
-            arm = state.position_of(self.config.arm_joints)
+            arm = state.position_of(self.arm_joints)
             self.arm_positions = arm if np.all(np.isfinite(arm)) else None
         except KeyError:
             self.arm_positions = None
@@ -255,10 +254,11 @@ class WorldModel:
         return self.fingers_still()
 
     def at_home(self, now: float) -> bool | None:
-        """Every arm joint within home_tolerance of home_positions; None without arm positions."""
-        if self.arm_positions is None or not self.joints_fresh(now):
+        """Every arm joint within home_tolerance of the robot's ready pose; None without arm
+        positions or when the profile has no ready pose."""
+        if self.arm_positions is None or self.home_positions is None or not self.joints_fresh(now):
             return None
-        err = np.abs(self.arm_positions - np.asarray(self.config.home_positions))
+        err = np.abs(self.arm_positions - np.asarray(self.home_positions))
         return bool(np.all(err <= self.config.home_tolerance))
 
     def target_position(self, now: float, max_age: float | None = None) -> np.ndarray | None:

@@ -6,7 +6,7 @@ executes the current subtask; the planner monitors it and moves on. On the wire 
 (std_msgs/String, latched; `contracts.SubtaskMessage` is the one definition of the format)::
 
     {"version": 1, "skill": "pick", "arguments": {"object": "red-highlighted cup", "position": [0.52, 0.08, 0.045],
-     "frame_id": "panda_link0"}, "index": 0, "status": "active", "plan_size": 2, "attempt": 1,
+     "frame_id": "base_link"}, "index": 0, "status": "active", "plan_size": 2, "attempt": 1,
      "plan_id": 3, "description": "pick up the red-highlighted cup",
      "instruction": "bring the red-highlighted cup to the tray", "reason": ""}
 

@@ -55,6 +55,7 @@ from vla_stack.core.planning.text import (
     classify_interjection,
     rewrite_matches,
 )
+from vla_stack.core.robot_profile import RobotProfile
 from vla_stack.core.types import JointState, Pose, Wrench
 
 PlannerState = Literal["idle", "grounding", "planning", "executing", "done", "failed", "rejected", "cancelled"]
@@ -152,6 +153,7 @@ class TaskPlanner:
         backend: planner backend (offline, vlm, ...).
         config: state-machine settings.
         monitor_config: progress-monitor thresholds.
+        profile: the robot (`RobotProfile`; None = the default profile).
         clock: returns the current time in s (ROS/sim time in the node, a fake in tests).
         logger: object with info/warning/error(str) (Python logging or an rclpy logger).
     """
@@ -163,6 +165,7 @@ class TaskPlanner:
         monitor_config: MonitorConfig | None = None,
         clock: Callable[[], float] | None = None,
         logger: Any = None,
+        profile: RobotProfile | None = None,
     ) -> None:
         self.backend = backend
         self.config = config or TaskPlannerConfig()
@@ -170,7 +173,7 @@ class TaskPlanner:
         self.clock = clock or time.monotonic
         self.log = logger or logging.getLogger(__name__)
         self._lock = threading.RLock()
-        self.world = WorldModel(self.monitor_config)
+        self.world = WorldModel(self.monitor_config, profile)
         self.monitor = SubtaskMonitor(self.monitor_config)
         self.monitor.uses_grounding = self.config.use_grounding
         self.state: PlannerState = "idle"

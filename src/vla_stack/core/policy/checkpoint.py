@@ -4,11 +4,19 @@ A checkpoint is a directory::
 
     <dir>/model.safetensors   # network weights + "norm.*" statistics (float32), no pickle
     <dir>/config.json         # {"format", "version", "model": ActionExpertConfig fields,
-                              #  "feature_names", "latent_source", ...}
+                              #  "feature_names", "latent_source", "robot", ...}
                               # tensors "norm.latent_table" (a typical expert-side latent per
                               # subtask) and, for checkpoints trained on real planner latents,
                               # "norm.latent_mean" / "norm.latent_basis" (`latent.LatentProjection`)
     <dir>/metrics.json        # how it was trained: command, seed, dataset, losses, timing
+
+`config.json["robot"]` records the robot profile the expert was trained for: {"name",
+"joints" (action order), "action_dim", "gripper_joint", "gripper_width_per_unit"}. The
+loader refuses to run a checkpoint for another robot (`CheckpointError` naming both), and
+refuses a checkpoint that does not record its robot: an expert outputs joint targets, and
+running one on a robot it was not trained for moves joints it knows nothing about, so an
+unknown robot is not a case to guess at. An old checkpoint is made loadable by adding the
+field by hand (`robot_metadata(load_robot_profile("<robot>"))` prints it) once its robot is known.
 
 Loading needs only numpy + safetensors (inference runs in numpy, `runtime.py`); training and
 the torch model need torch.
@@ -25,6 +33,7 @@ import numpy as np
 from vla_stack.core.policy.expert_config import ActionExpertConfig
 from vla_stack.core.policy.features import FEATURE_NAMES, ActionNormalizer, FeatureNormalizer
 from vla_stack.core.policy.latent import LatentProjection
+from vla_stack.core.robot_profile import RobotProfile
 
 CHECKPOINT_FORMAT = "vla_stack.action_expert"
 CHECKPOINT_VERSION = 1
@@ -63,11 +72,45 @@ class Checkpoint:
     latent_projection: LatentProjection | None = None
 
 
+def robot_metadata(profile: RobotProfile) -> dict:
+    """The `config.json["robot"]` record of a checkpoint trained for `profile`."""
+    g = profile.gripper
+    return {"name": profile.name, "joints": list(profile.joints), "action_dim": profile.action_dim,
+            "gripper_joint": g.joint if g else "", "gripper_width_per_unit": g.width_per_unit if g else 1.0}
+
+
+def check_robot(meta: dict, profile: RobotProfile, where: str | Path) -> None:
+    """Refuse a checkpoint (its config.json `meta`) that was not trained for `profile`.
+
+    Raises:
+        CheckpointError: no "robot" record, or a record for another robot (name, joint names
+            or action dimension differ); the message names both robots.
+    """
+    rec = meta.get("robot")
+    if not isinstance(rec, dict):
+        raise CheckpointError(
+            f"{where}: the checkpoint does not record which robot it was trained for (no \"robot\" in "
+            f"config.json), so it is not run on robot '{profile.name}'; if it was trained for '{profile.name}', "
+            f"add \"robot\": {json.dumps(robot_metadata(profile))} to config.json, else retrain for this robot")
+    mine = robot_metadata(profile)
+    diffs = [k for k in ("name", "joints", "action_dim") if rec.get(k) != mine[k]]
+    if diffs:
+        raise CheckpointError(
+            f"{where}: trained for robot '{rec.get('name')}' (joints {rec.get('joints')}, action_dim "
+            f"{rec.get('action_dim')}), refused for robot '{profile.name}' (joints {list(profile.joints)}, "
+            f"action_dim {profile.action_dim}): {', '.join(diffs)} differ; train a checkpoint for "
+            f"'{profile.name}' or run the robot it was trained for")
+
+
 def save_checkpoint(path: str | Path, config: ActionExpertConfig, weights: dict[str, np.ndarray],
                     features: FeatureNormalizer, actions: ActionNormalizer, latent_table: np.ndarray,
                     metrics: dict | None = None, extra: dict | None = None,
-                    latent_projection: LatentProjection | None = None) -> Path:
-    """Write a checkpoint directory (see the module docstring); returns its path."""
+                    latent_projection: LatentProjection | None = None, profile: RobotProfile | None = None) -> Path:
+    """Write a checkpoint directory (see the module docstring); returns its path.
+
+    `profile` is the robot it was trained for (recorded as "robot"; required unless `extra`
+    already holds a "robot" record).
+    """
     from safetensors.numpy import save_file
 
     path = Path(path)
@@ -84,20 +127,32 @@ def save_checkpoint(path: str | Path, config: ActionExpertConfig, weights: dict[
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": config.to_dict(),
         "feature_names": list(FEATURE_NAMES), "gripper_max_width": actions.max_width,
-        "feature_min_std": features.min_std, "action_min_std": actions.min_std, **(extra or {}),
+        "feature_min_std": features.min_std, "action_min_std": actions.min_std,
+        **({"robot": robot_metadata(profile)} if profile is not None else {}), **(extra or {}),
     }
+    if "robot" not in meta:
+        raise ValueError("save_checkpoint needs the robot profile the expert was trained for (profile=...)")
+    if meta["robot"]["action_dim"] != config.action_dim:
+        raise ValueError(f"robot '{meta['robot']['name']}' has {meta['robot']['action_dim']} actions, "
+                         f"the model {config.action_dim}")
     (path / "config.json").write_text(json.dumps(meta, indent=1))
     if metrics is not None:
         (path / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return path
 
 
-def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
-    """Load a checkpoint directory (default: the shipped one).
+def load_checkpoint(path: str | Path | None = None, profile: RobotProfile | None = None) -> Checkpoint:
+    """Load a checkpoint directory (default: the shipped one) for the robot `profile`.
+
+    Args:
+        path: checkpoint directory; None = the shipped one.
+        profile: the robot it will run on; None = the default robot profile.
 
     Raises:
-        CheckpointError: missing files, other format/version, or features that do not match
-            this code's `FEATURE_NAMES` (the checkpoint was trained on other inputs).
+        CheckpointError: missing files, other format/version, features that do not match
+            this code's `FEATURE_NAMES` (the checkpoint was trained on other inputs), or a
+            checkpoint trained for another robot (or not recording its robot, see the module
+            docstring).
     """
     from safetensors.numpy import load_file
 
@@ -112,6 +167,11 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
     if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{cfg_path}: format {meta.get('format')!r} v{meta.get('version')!r}, "
                               f"expected {CHECKPOINT_FORMAT!r} v{CHECKPOINT_VERSION}")
+    if profile is None:
+        from vla_stack.core.robot_profile import load_robot_profile
+
+        profile = load_robot_profile()
+    check_robot(meta, profile, path)
     if tuple(meta.get("feature_names", ())) != FEATURE_NAMES:
         raise CheckpointError(f"{cfg_path}: trained on other observation features than this code builds; retrain")
     tensors = load_file(str(weights_path))

@@ -7,19 +7,19 @@ tactile/wrench features with a presence flag), and `ActionNormalizer` maps absol
 per-step normalised deltas from the current arm position (the gripper keeps its absolute width
 scaled to [-1, 1]). Both are deterministic; their statistics live in the checkpoint.
 
-Frames: base frame; the TCP is `panda_grasptarget` (between the fingertips).
+Frames: base frame; the TCP is the robot profile's `tcp_frame` (between the fingertips).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_stack.core.kinematics.assets import PANDA_MAX_OPENING_M
 from vla_stack.core.kinematics.robot_model import RobotModel
 from vla_stack.core.policy.latent import LatentProjection, fit_latent
 from vla_stack.core.policy.types import LATENT_DIM, SUBTASKS, TACTILE_DIM, Observation
+from vla_stack.core.robot_profile import load_robot_profile
 
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"q{i}" for i in range(1, 8)), "gripper_width",
@@ -86,12 +86,12 @@ class ObservationEncoder:
     """`Observation` -> (FEATURE_DIM,) float32 raw features (see `FEATURE_NAMES`).
 
     Args:
-        model: kinematics for the TCP pose (default: the Panda). Not thread-safe: use one
+        model: kinematics for the TCP pose (default: the default robot profile's). Not thread-safe: use one
             encoder per thread.
     """
 
     def __init__(self, model: RobotModel | None = None, latent_projection: LatentProjection | None = None) -> None:
-        self.model = model or RobotModel.panda()
+        self.model = model or RobotModel.for_robot()
         self.latent_projection = latent_projection
 
     def latent(self, planner_latent: np.ndarray) -> np.ndarray:
@@ -144,13 +144,13 @@ class ActionNormalizer:
 
     Args:
         mean, std: (H, 7) statistics of the arm deltas, rad.
-        max_width: gripper opening range, m.
+        max_width: gripper opening range, m (default: the default robot profile's).
         min_std: floor of std, rad.
     """
 
     mean: np.ndarray
     std: np.ndarray
-    max_width: float = PANDA_MAX_OPENING_M
+    max_width: float = field(default_factory=lambda: load_robot_profile().max_opening)
     min_std: float = 1e-3
 
     @property

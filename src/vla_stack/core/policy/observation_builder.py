@@ -17,12 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_stack.core.contracts import ContractError, parse_subtask
-from vla_stack.core.kinematics.assets import (
-    PANDA_ARM_JOINTS,
-    PANDA_BASE_FRAME,
-    PANDA_FINGER_JOINTS,
-    PANDA_MAX_OPENING_M,
-)
 from vla_stack.core.policy.types import (
     LATENT_DIM,
     PLANNER_SKILL_SUBTASK,
@@ -30,6 +24,7 @@ from vla_stack.core.policy.types import (
     Observation,
     tactile_features,
 )
+from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 from vla_stack.core.types import JointState, Pose, Wrench
 
 
@@ -49,7 +44,11 @@ class InputRejected(ValueError):
 
 @dataclass(frozen=True)
 class ObservationConfig:
-    """Freshness bounds and conventions of the expert's inputs."""
+    """Freshness bounds and conventions of the expert's inputs.
+
+    The robot's layout (arm joints in action order, finger joints and width scale, base frame)
+    is not configured here: it comes from the robot profile given to `ObservationBuilder`.
+    """
 
     max_state_age: float = field(default=0.2, metadata={"help": "joint_states older than this (s) -> no new chunk"})
     max_target_age: float = field(default=2.0, metadata={"help": "grounding target older than this (s) -> no new chunk; 0 = no limit"})
@@ -57,11 +56,8 @@ class ObservationConfig:
     use_planner_latent: bool = field(default=True, metadata={"help": "feed planner/latent to the expert (the shipped checkpoint was trained on the offline planner's latents; false = act on the subtask alone)"})
     follow_planner_status: bool = field(default=True, metadata={"help": "hold (no new chunks) while the planner's subtask status is not 'active'"})
     max_tactile_age: float = field(default=0.5, metadata={"help": "wrench/tactile older than this (s) are left out"})
-    base_frame: str = field(default=PANDA_BASE_FRAME, metadata={"help": "frame targets must be expressed in ('' frame_id accepted as this)"})
     target_center_offset: float = field(default=0.02, metadata={"help": "object centre = grasp point - this along z, m"})
     place_position: tuple[float, ...] = field(default=(), metadata={"help": "place point [x, y, z] in the base frame, m; [] = from the planner subtask"})
-    arm_joints: tuple[str, ...] = field(default=PANDA_ARM_JOINTS, metadata={"help": "arm joints in action order"})
-    gripper_joints: tuple[str, ...] = field(default=PANDA_FINGER_JOINTS, metadata={"help": "finger joints; width = their sum (one joint: 2x)"})
     use_tactile: bool = field(default=True, metadata={"help": "feed wrench/tactile features when fresh"})
     tactile_pads: tuple[str, ...] = field(default=("left", "right"), metadata={"help": "fingertip pads (tactile/<pad>/force and /image)"})
     taxel_area: float = field(default=1.59375e-06, metadata={"help": "area of one taxel, m² (contact area = taxels above the threshold x this)"})
@@ -71,7 +67,7 @@ class ObservationConfig:
         metadata={"help": "while the gripper holds an object, the target is the hand's grasp point (forward "
                   "kinematics) instead of grounding's: an object in the hand moves with the hand, and cameras "
                   "often lose it behind the fingers; after a release the object stays where the hand left it, which is the "
-                  "target until grounding publishes a newer one (needs a hand model: the node provides the Panda's)"},
+                  "target until grounding publishes a newer one (needs a hand model: the node builds one from the robot profile's URDF)"},
     )
     max_grasp_offset: float = field(
         default=0.05,
@@ -95,10 +91,6 @@ class ObservationConfig:
             raise ValueError("max_state_age must be > 0")
         if len(self.place_position) not in (0, 3):
             raise ValueError(f"place_position needs 3 values or none, got {list(self.place_position)}")
-        if len(self.arm_joints) != 7:
-            raise ValueError(f"arm_joints must name 7 joints, got {list(self.arm_joints)}")
-        if not 1 <= len(self.gripper_joints) <= 2:
-            raise ValueError(f"gripper_joints must name 1 or 2 joints, got {list(self.gripper_joints)}")
         if len(self.holding_width) != 2 or not 0 <= self.holding_width[0] < self.holding_width[1]:
             raise ValueError(f"holding_width must be [min, max] with 0 <= min < max, got {list(self.holding_width)}")
 
@@ -170,14 +162,26 @@ class ObservationBuilder:
 
     Args:
         config: bounds and conventions.
-        hand_position: arm joint positions (7,) -> pose of the hand's grasp frame (TCP) in the base
+        hand_position: arm joint positions (n,) -> pose of the hand's grasp frame (TCP) in the base
             frame, 4x4 (or its position (3,): then the object's yaw is not turned with the hand), for
             `hand_target_when_holding`; None disables it.
+        profile: the robot: arm joints (action order), gripper joints and width scale, base frame
+            of targets ('' frame_id accepted as it). None = the default robot profile.
+
+    Raises:
+        ValueError: the robot has no gripper (the expert's observation includes its width).
     """
 
-    def __init__(self, config: ObservationConfig | None = None, hand_position=None) -> None:
+    def __init__(self, config: ObservationConfig | None = None, hand_position=None,
+                 profile: RobotProfile | None = None) -> None:
         self.config = config or ObservationConfig()
         self.hand_position = hand_position
+        self.profile = profile = profile or load_robot_profile()
+        if profile.gripper is None:
+            raise ValueError(f"robot profile '{profile.name}' has no gripper: the expert's observation needs one")
+        self.gripper = profile.gripper
+        self.arm_joints = profile.joints
+        self.base_frame = profile.base_frame
         self.reset()
 
     def reset(self) -> None:
@@ -205,20 +209,18 @@ class ObservationBuilder:
     def update_joint_state(self, state: JointState) -> None:
         """Store the arm positions and gripper width of a joint state (names in any order)."""
         try:
-            q = state.position_of(self.config.arm_joints)
+            q = state.position_of(self.arm_joints)
         except KeyError as exc:
             raise InputRejected("missing", f"joint_states rejected: {exc.args[0]}") from exc
-        fingers = [n for n in self.config.gripper_joints if n in state.names]
-        width = float(np.sum(state.position_of(fingers))) if fingers else float("nan")
-        if len(fingers) == 1 and len(self.config.gripper_joints) == 2:
-            width *= 2.0
+        fingers = [n for n in self.gripper.joints if n in state.names]
+        width = self.gripper.width_from_joints(dict(zip(fingers, state.position_of(fingers), strict=True))) if fingers else float("nan")
         if not np.all(np.isfinite(q)):
             raise InputRejected("nan", f"joint_states rejected: arm positions contain NaN/inf {q.tolist()}")
         if not fingers or not np.isfinite(width):
-            raise InputRejected("missing", f"joint_states rejected: no finite gripper joint among {list(self.config.gripper_joints)}")
+            raise InputRejected("missing", f"joint_states rejected: no finite gripper joint among {list(self.gripper.joints)}")
         if not np.isfinite(state.stamp) or state.stamp < 0:
             raise InputRejected("malformed", f"joint_states rejected: bad stamp {state.stamp}")
-        self.state = (q, float(np.clip(width, 0.0, PANDA_MAX_OPENING_M)), float(state.stamp))
+        self.state = (q, float(np.clip(width, 0.0, self.gripper.max_width)), float(state.stamp))
         # every state, not only at inference: the release pose is the last holding one
         holding = self.holding(float(state.stamp))
         if holding:
@@ -268,9 +270,9 @@ class ObservationBuilder:
         folded into [-pi/2, pi/2): a parallel gripper is symmetric under a half turn, and the expert
         was trained on folded yaws)."""
         yaw = fold_yaw(yaw_from_quaternion(pose.orientation))
-        if pose.frame_id not in ("", self.config.base_frame):
+        if pose.frame_id not in ("", self.base_frame):
             raise InputRejected("frame", f"grounding target rejected: frame '{pose.frame_id}' is not the base frame "
-                                         f"'{self.config.base_frame}' (no tf2 lookup here)")
+                                         f"'{self.base_frame}' (no tf2 lookup here)")
         if not (np.all(np.isfinite(pose.position)) and np.isfinite(yaw)):
             raise InputRejected("nan", "grounding target rejected: NaN/inf")
         if np.linalg.norm(pose.position) > 3.0:
@@ -305,9 +307,9 @@ class ObservationBuilder:
 
         Raises InputRejected ("frame", "nan", "malformed") like `update_target`.
         """
-        if pose.frame_id not in ("", self.config.base_frame):
+        if pose.frame_id not in ("", self.base_frame):
             raise InputRejected("frame", f"place target rejected: frame '{pose.frame_id}' is not the base frame "
-                                         f"'{self.config.base_frame}'")
+                                         f"'{self.base_frame}'")
         if not np.all(np.isfinite(pose.position)):
             raise InputRejected("nan", "place target rejected: NaN/inf")
         if np.linalg.norm(pose.position) > 3.0:

@@ -7,13 +7,15 @@ demonstrator in tests) implements the `Policy` protocol:
     chunk = policy.infer(observation, guidance)  # real-time chunking (if supports_guidance)
     policy.reset()                               # new episode
 
-Frames and units: every position is in the robot base frame (`panda_link0`, = MuJoCo world in
-simulation), m; angles rad; forces N, torques N·m; stamps float seconds on the stack clock.
+Frames and units: every position is in the robot base frame (the robot profile's
+`base_frame`, = MuJoCo world in simulation), m; angles rad; forces N, torques N·m; stamps float
+seconds on the stack clock.
 
-Action convention: an action is the vector (arm joint targets (7) rad, gripper opening width
-m). In an `ActionChunk` the gripper appears as the column `gripper_joint`
-("panda_finger_joint1") holding width / `gripper_width_per_unit` (each Panda finger moves half
-the opening), which is what the safety controller expects. Point i of a chunk computed from an
+Action convention: an action is the vector (arm joint targets rad, in the robot profile's joint
+order, then the gripper opening width m). In an `ActionChunk` the gripper appears as the column
+`gripper_joint` (the profile's `gripper.joint`) holding width / `gripper_width_per_unit` (the
+profile's `gripper.width_per_unit`: 2 for a hand whose two fingers each move half the opening),
+which is what the safety controller expects. Point i of a chunk computed from an
 observation stamped t is the target for time t + (i + 1) · control_period.
 """
 
@@ -25,7 +27,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS, PANDA_MAX_OPENING_M
+from vla_stack.core.robot_profile import RobotProfile
 from vla_stack.core.types import ActionChunk
 
 SUBTASKS: tuple[str, ...] = ("none", "pick", "place", "retreat", "hold")
@@ -47,14 +49,10 @@ this many by the checkpoint's `LatentProjection`; all zeros = no planner)."""
 TACTILE_DIM = 10
 """Length of the tactile/wrench feature vector (`tactile_features`)."""
 
-GRIPPER_JOINT = "panda_finger_joint1"
-"""Chunk column carrying the gripper command (value = width / 2 for the Panda)."""
-
-GRIPPER_WIDTH_PER_UNIT = 2.0
-"""Gripper opening width (m) per unit of the gripper column."""
-
-ACTION_DIM = len(PANDA_ARM_JOINTS) + 1
-"""7 arm joints + gripper width."""
+ACTION_DIM = 8
+"""Actions of the built-in expert's default configuration: 7 arm joints + gripper width (the
+robot it ships for; a checkpoint records its robot profile and action dimension, and the
+loader refuses another robot, `checkpoint.py`)."""
 
 
 class PolicyError(RuntimeError):
@@ -112,8 +110,9 @@ class Observation:
     """What the fast policy sees at one control step (all base frame, SI units).
 
     Args:
-        arm_positions: (7,) measured arm joint positions, rad (panda_joint1..7 order).
-        gripper_width: measured opening between the fingers, m (0..0.08 for the Panda).
+        arm_positions: (n,) measured arm joint positions, rad (the robot profile's joint order).
+        gripper_width: measured opening between the fingers, m (>= 0; the observation builder
+            clips it to the profile's gripper width range).
         target_position: (3,) grounded object point (its centre), m.
         grasp_position: (3,) where the TCP should close on the object, m.
         grasp_yaw: rotation of the grasp about base z, rad (fingers close across it).
@@ -144,7 +143,10 @@ class Observation:
     images: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "arm_positions", _vector("arm_positions", self.arm_positions, len(PANDA_ARM_JOINTS)))
+        arm = np.asarray(self.arm_positions, dtype=np.float64)
+        if arm.ndim != 1 or arm.size == 0:
+            raise ValueError(f"arm_positions must be a non-empty vector, got shape {arm.shape}")
+        object.__setattr__(self, "arm_positions", _vector("arm_positions", arm, arm.size))
         for name in ("target_position", "grasp_position", "place_position"):
             object.__setattr__(self, name, _vector(name, getattr(self, name), 3))
         latent = np.asarray(self.planner_latent, dtype=np.float64).reshape(-1)
@@ -152,8 +154,8 @@ class Observation:
             latent = np.zeros(LATENT_DIM)
         object.__setattr__(self, "planner_latent", _vector("planner_latent", latent, latent.size))
         width = float(self.gripper_width)
-        if not np.isfinite(width) or not -0.01 <= width <= PANDA_MAX_OPENING_M + 0.01:
-            raise ValueError(f"gripper_width must be finite and within 0..{PANDA_MAX_OPENING_M} m, got {width}")
+        if not np.isfinite(width) or width < -0.01:
+            raise ValueError(f"gripper_width must be finite and >= 0 m, got {width}")
         object.__setattr__(self, "gripper_width", width)
         yaw = float(self.grasp_yaw)
         if not np.isfinite(yaw):
@@ -208,17 +210,32 @@ class PolicyMetadata:
         name: backend name (registry key) and model id.
         horizon: points per chunk H.
         control_period: time between chunk points, s.
-        arm_joints: arm joint names in action order.
+        arm_joints: arm joint names in action order (the robot profile's `joints`).
         gripper_joint: name of the gripper column in chunks ("" = no gripper).
         supports_guidance: True if `infer` honours a `Guidance` (real-time chunking).
+        gripper_width_per_unit: opening width, m, per unit of the gripper column.
+        robot: name of the robot profile the policy acts for.
+
+    Build it from a profile with `PolicyMetadata.for_robot`.
     """
 
     name: str
     horizon: int
     control_period: float
-    arm_joints: tuple[str, ...] = PANDA_ARM_JOINTS
-    gripper_joint: str = GRIPPER_JOINT
+    arm_joints: tuple[str, ...] = ()
+    gripper_joint: str = ""
     supports_guidance: bool = False
+    gripper_width_per_unit: float = 1.0
+    robot: str = ""
+
+    @classmethod
+    def for_robot(cls, profile: RobotProfile, name: str, horizon: int, control_period: float,
+                  supports_guidance: bool = False) -> PolicyMetadata:
+        """Metadata whose action layout (joints, gripper column, width scale) is `profile`'s."""
+        g = profile.gripper
+        return cls(name=name, horizon=horizon, control_period=control_period, arm_joints=tuple(profile.joints),
+                   gripper_joint=g.joint if g else "", supports_guidance=supports_guidance,
+                   gripper_width_per_unit=g.width_per_unit if g else 1.0, robot=profile.name)
 
     @property
     def action_dim(self) -> int:
@@ -270,7 +287,7 @@ def actions_to_chunk(actions: np.ndarray, stamp: float, metadata: PolicyMetadata
     positions = actions.copy()
     names = tuple(metadata.arm_joints)
     if metadata.gripper_joint:
-        positions[:, -1] = positions[:, -1] / GRIPPER_WIDTH_PER_UNIT
+        positions[:, -1] = positions[:, -1] / metadata.gripper_width_per_unit
         names = names + (metadata.gripper_joint,)
     return ActionChunk(names, times, positions, stamp=float(stamp))
 
@@ -287,5 +304,5 @@ def chunk_to_actions(chunk: ActionChunk, metadata: PolicyMetadata) -> np.ndarray
         raise ValueError(f"chunk lacks joint(s) {missing}; it has {list(chunk.joint_names)}")
     actions = chunk.positions[:, [cols[n] for n in names]].copy()
     if metadata.gripper_joint:
-        actions[:, -1] *= GRIPPER_WIDTH_PER_UNIT
+        actions[:, -1] *= metadata.gripper_width_per_unit
     return actions

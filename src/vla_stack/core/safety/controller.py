@@ -34,11 +34,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from vla_stack.core.robot_profile import DEFAULT_ROBOT, RobotProfile, load_robot_profile
 from vla_stack.core.safety.base_gate import BaseCommand, BaseGate, BaseGateConfig
 from vla_stack.core.safety.estop import EStopLatch
 from vla_stack.core.safety.gripper import GripperCommand, GripperPassThrough
 from vla_stack.core.safety.guards import ChunkGuard, ContactGuard, ValidChunk
-from vla_stack.core.safety.limits import RobotProfile, load_robot_profile
 from vla_stack.core.safety.status import ReasonLog, SafetyState, SafetyStatus
 from vla_stack.core.safety.streaming import ChunkReference, JerkLimitedStreamer, MotionState, position_extrema
 from vla_stack.core.safety.teleop import TeleopServo
@@ -68,8 +68,8 @@ class SafetyControllerConfig:
     (xmin, ymin, zmin, xmax, ymax, zmax) in the robot base frame.
     """
 
-    robot: str = _help("Robot profile: name under config/robots (panda, ur5e, so101) or a YAML path.", "panda")
-    urdf: str = _help("URDF path overriding the profile's (builtin:panda = the Panda from pybullet_data).", "")
+    robot: str = _help("Robot profile: name under config/robots or a YAML path.", DEFAULT_ROBOT)
+    urdf: str = _help("URDF path overriding the profile's (builtin:<name> = a URDF shipped in a wheel).", "")
     control_rate: float = _help("Control loop rate, Hz (250 default; 500 possible).", 250.0)
     scaling: float = _help("Velocity/acceleration/jerk scaling in (0, 1]; 0 = the robot profile's value.", 0.0)
     position_margin: float = _help("Chunk targets are clipped this far inside the joint position limits, rad.", 0.02)
@@ -202,7 +202,7 @@ class SafetyController:
     """The deterministic safety and trajectory controller.
 
     Args:
-        config: parameters (defaults: Panda at 250 Hz).
+        config: parameters (defaults: the default robot profile at 250 Hz).
         profile: robot profile (default: loaded from `config.robot`).
         robot: a `RobotModel` to use for workspace/collision/teleop (default: built from the
             profile's URDF when a guard needs it). The controller owns it afterwards.

@@ -1,4 +1,4 @@
-"""sim (ROS-free): the MuJoCo Panda scene and `SimRobot` (see `vla_stack.core.sim.robot`).
+"""sim (ROS-free): the MuJoCo robot-on-a-table scene and `SimRobot` (see `vla_stack.core.sim.robot`).
 
     from vla_stack.core.sim import SceneConfig, SimRobot
     robot = SimRobot(SceneConfig(seed=3))

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vla_stack.core.kinematics.assets import PANDA_MAX_OPENING_M, PANDA_READY_POSE
+from vla_stack.core.robot_profile import DEFAULT_ROBOT, RobotProfile
 
 MAX_GRIPPER_FORCE_N = 140.0
-"""Largest grasp force the Panda gripper accepts (N); larger commands are rejected."""
+"""Largest grasp force the simulated gripper accepts (N); larger commands are rejected."""
 
 
 @dataclass
 class SceneConfig:
     """Everything that defines one simulated scene: layout seed, mugs, cameras, sensors, physics.
 
-    Frames: the world frame is the robot base (`panda_link0`); the table top is the plane
+    Frames: the world frame is the robot base (the profile's `base_frame`); the table top is the plane
     z = 0; the table extends in front of the robot (+x).
     """
 
@@ -28,7 +28,7 @@ class SceneConfig:
         default="",
         metadata={"help": "Directory of mug texture images (one per mug, sorted by name); empty = procedural textures"},
     )
-    mug_radius: float = field(default=0.030, metadata={"help": "Outer radius of the mug body, m (Panda opens 0.08 m)"})
+    mug_radius: float = field(default=0.030, metadata={"help": "Outer radius of the mug body, m (the gripper opens 0.08 m)"})
     mug_height: float = field(default=0.090, metadata={"help": "Height of the mug body, m"})
     mug_mass: float = field(default=0.25, metadata={"help": "Mass of one mug, kg"})
     camera_width: int = field(default=640, metadata={"help": "Scene camera image width, px"})
@@ -61,9 +61,14 @@ class SceneConfig:
         default=40.0, metadata={"help": "Grasp force limit used when a gripper command gives none, N"}
     )
     initial_joint_positions: tuple[float, ...] = field(
-        default=PANDA_READY_POSE, metadata={"help": "Arm joint positions at reset, rad (panda_joint1..7)"}
+        default=(), metadata={"help": "Arm joint positions at reset, rad (the profile's joint order); [] = its ready_pose"}
     )
     initial_gripper_width: float = field(default=0.08, metadata={"help": "Gripper opening at reset, m"})
+    robot: str = field(
+        default=DEFAULT_ROBOT,
+        metadata={"help": "Robot profile of the simulated robot (name under config/robots or a YAML path; it needs "
+                  "simulation assets, core/sim/robots/<name>.py)"},
+    )
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_mugs <= 4:
@@ -99,10 +104,26 @@ class SceneConfig:
             raise ValueError(f"physics_dt must be 0.0002..0.01 s, got {self.physics_dt}")
         if not 0.0 < self.gripper_force_n <= MAX_GRIPPER_FORCE_N:
             raise ValueError(f"gripper_force_n must be in (0, {MAX_GRIPPER_FORCE_N}] N, got {self.gripper_force_n}")
-        if len(self.initial_joint_positions) != 7:
-            raise ValueError(f"initial_joint_positions needs 7 values, got {len(self.initial_joint_positions)}")
-        if not 0.0 <= self.initial_gripper_width <= PANDA_MAX_OPENING_M:
-            raise ValueError(f"initial_gripper_width must be 0..{PANDA_MAX_OPENING_M} m")
+        if self.initial_gripper_width < 0.0:
+            raise ValueError(f"initial_gripper_width must be >= 0 m, got {self.initial_gripper_width}")
         self.camera_position = tuple(float(v) for v in self.camera_position)  # type: ignore[assignment]
         self.camera_look_at = tuple(float(v) for v in self.camera_look_at)  # type: ignore[assignment]
         self.initial_joint_positions = tuple(float(v) for v in self.initial_joint_positions)
+
+    def for_profile(self, profile: RobotProfile) -> SceneConfig:
+        """This config checked against the robot `profile`, the ready pose filled in when
+        `initial_joint_positions` is empty.
+
+        Raises:
+            ValueError: wrong number of initial joint positions, no ready pose to fall back on,
+                or an initial gripper width outside the profile's range.
+        """
+        q = tuple(self.initial_joint_positions) or profile.require_ready_pose()
+        if len(q) != len(profile.joints):
+            raise ValueError(f"initial_joint_positions needs {len(profile.joints)} values (robot '{profile.name}': "
+                             f"{list(profile.joints)}), got {len(q)}")
+        g = profile.gripper
+        if g is not None and not g.min_width <= self.initial_gripper_width <= g.max_width:
+            raise ValueError(f"initial_gripper_width must be {g.min_width}..{g.max_width} m for robot '{profile.name}', "
+                             f"got {self.initial_gripper_width}")
+        return replace(self, initial_joint_positions=tuple(float(v) for v in q))

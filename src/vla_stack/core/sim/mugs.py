@@ -36,7 +36,7 @@ class MugGeometry:
     """Shape shared by all mugs of a scene (m).
 
     Args:
-        radius: outer radius of the body. The Panda opens 0.08 m, so a body diameter up to
+        radius: outer radius of the body. The simulated gripper opens 0.08 m, so a body diameter up to
             ~0.07 m can be grasped across.
         height: body height.
         wall: wall thickness (visual only; the collision body is a solid cylinder).
@@ -58,7 +58,7 @@ class MugGeometry:
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.radius <= 0.037:
-            raise ValueError(f"mug radius must be 0.01..0.037 m (Panda opens 0.08 m), got {self.radius}")
+            raise ValueError(f"mug radius must be 0.01..0.037 m (the gripper opens 0.08 m), got {self.radius}")
         if not self.height > 2 * self.bottom:
             raise ValueError("mug height must exceed twice the bottom thickness")
         if not 0 < self.wall < self.radius:

@@ -1,4 +1,4 @@
-"""`SimRobot`: a MuJoCo Franka Panda on a table with look-alike mugs, behaving towards its user
+"""`SimRobot`: a MuJoCo robot arm (the robot profile `SceneConfig.robot`) on a table with look-alike mugs, behaving towards its user
 like a real arm under ros2_control (joint_trajectory_controller, forward position controller,
 gripper), with RGB-D cameras, fingertip tactile pads and a wrist force/torque sensor.
 
@@ -7,7 +7,7 @@ take an internal lock; `render*` copies the state under the lock and renders out
 (each thread gets its own OpenGL context and scratch `MjData`), so rendering never disturbs
 or stalls the physics for long.
 
-Frames: everything is in the robot base frame `panda_link0` (= MuJoCo world) unless stated.
+Frames: everything is in the robot base frame (the profile's `base_frame`, = MuJoCo world) unless stated.
 Poses are `Pose` (position m, quaternion x, y, z, w). Times are sim seconds (`time`).
 """
 
@@ -20,17 +20,12 @@ from dataclasses import replace
 import mujoco
 import numpy as np
 
-from vla_stack.core.kinematics.assets import (
-    PANDA_ARM_JOINTS,
-    PANDA_BASE_FRAME,
-    PANDA_FINGER_JOINTS,
-    PANDA_HAND_FRAME,
-    PANDA_MAX_OPENING_M,
-)
+from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 from vla_stack.core.sim import scene as scene_mod
 from vla_stack.core.sim.config import MAX_GRIPPER_FORCE_N, SceneConfig
 from vla_stack.core.sim.reference_views import render_mug_views, render_mug_views_with_masks
 from vla_stack.core.sim.rendering import CameraRenderer
+from vla_stack.core.sim.robots import sim_assets
 from vla_stack.core.sim.tactile import TactilePadSpec, read_pad
 from vla_stack.core.sim.trajectory import JointTrajectoryFollower
 from vla_stack.core.types import ActionChunk, CameraIntrinsics, JointState, Pose, TactileReading, Wrench
@@ -45,23 +40,24 @@ CAMERA_FRAMES = {
 _SETTLE_STEPS = 100  # physics steps at reset so mugs rest on the table before time 0
 
 
-def _pose(pos: np.ndarray, mat: np.ndarray, frame_id: str = PANDA_BASE_FRAME, stamp: float = 0.0) -> Pose:
+def _pose(pos: np.ndarray, mat: np.ndarray, frame_id: str, stamp: float = 0.0) -> Pose:
     quat = np.zeros(4)
     mujoco.mju_mat2Quat(quat, np.ascontiguousarray(mat, dtype=np.float64).ravel())
     return Pose(np.array(pos, dtype=np.float64), np.array([quat[1], quat[2], quat[3], quat[0]]), stamp, frame_id)
 
 
 class SimRobot:
-    """The simulated Panda + scene. See the module docstring for frames and threading.
+    """The simulated robot + scene. See the module docstring for frames and threading.
 
     Args:
-        config: scene configuration (default `SceneConfig()`).
-    """
+        config: scene configuration (default `SceneConfig()`); `config.robot` names the robot
+            profile, which gives every joint and frame name.
 
-    arm_joint_names: tuple[str, ...] = PANDA_ARM_JOINTS
-    finger_joint_names: tuple[str, ...] = PANDA_FINGER_JOINTS
-    joint_names: tuple[str, ...] = PANDA_ARM_JOINTS + PANDA_FINGER_JOINTS
-    """Names in `joint_state()`: the 7 arm joints then the 2 finger joints."""
+    Attributes:
+        profile: the robot profile.
+        arm_joint_names, finger_joint_names: the profile's arm joints and gripper joints.
+        joint_names: names in `joint_state()`: the arm joints then the finger joints.
+    """
 
     def __init__(self, config: SceneConfig | None = None) -> None:
         self._lock = threading.RLock()
@@ -72,24 +68,37 @@ class SimRobot:
 
     # ---- construction / reset ---------------------------------------------------------------
     def _build(self, config: SceneConfig) -> None:
+        profile: RobotProfile = load_robot_profile(config.robot)
+        sim_assets(profile)  # a robot that cannot be simulated fails here, with the reason
+        config = config.for_profile(profile)
         self.config = config
-        self.scene = scene_mod.build_scene(config)
+        self.profile = profile
+        self.scene = scene_mod.build_scene(config, profile)
+        gripper = profile.gripper
+        assert gripper is not None  # build_scene checked it
+        self.arm_joint_names: tuple[str, ...] = profile.joints
+        self.finger_joint_names: tuple[str, ...] = gripper.joints
+        self.joint_names: tuple[str, ...] = profile.joints + gripper.joints
+        self._n_arm = len(profile.joints)
+        self._max_opening = gripper.max_width
+        self._base_frame = profile.base_frame
+        self._hand_frame = profile.hand_frame
         m = self.model = self.scene.model
         self.data = mujoco.MjData(m)
         self._generation += 1
         jid = [m.joint(n).id for n in self.joint_names]
         self._qadr = np.array([m.jnt_qposadr[j] for j in jid])
         self._vadr = np.array([m.jnt_dofadr[j] for j in jid])
-        self._arm_act = np.array([m.actuator(f"{n}_actuator").id for n in PANDA_ARM_JOINTS])
+        self._arm_act = np.array([m.actuator(f"{n}_actuator").id for n in self.arm_joint_names])
         self._grip_act = m.actuator(scene_mod.GRIPPER_ACTUATOR).id
-        self._kv_over_kp = scene_mod.ARM_KV / scene_mod.ARM_KP
+        self._kv_over_kp = self.scene.assets.ARM_KV / self.scene.assets.ARM_KP
         self._mug_qadr = {mug.name: m.joint(f"{mug.name}_joint").qposadr[0] for mug in self.scene.mugs}
         self._mug_body = {mug.name: m.body(mug.name).id for mug in self.scene.mugs}
         self._mug_of_body = {v: k for k, v in self._mug_body.items()}
         self._tcp_site = m.site(scene_mod.TCP_SITE).id
         self._ft_force_adr = m.sensor_adr[m.sensor("ft_force").id]
         self._ft_torque_adr = m.sensor_adr[m.sensor("ft_torque").id]
-        hand = m.body(PANDA_HAND_FRAME).id
+        hand = m.body(self._hand_frame).id
         self._hand_body = hand
         # bodies whose contacts load the wrist sensor: the hand and everything below it
         self._hand_subtree = {b for b in range(m.nbody) if self._is_descendant(m, b, hand)}
@@ -98,7 +107,8 @@ class SimRobot:
         if config.wrist_camera:
             self._camera_size[scene_mod.WRIST_CAMERA] = (config.wrist_camera_width, config.wrist_camera_height)
         self._pads = {}
-        for side, finger in (("left", "panda_leftfinger"), ("right", "panda_rightfinger")):
+        left_link, right_link = gripper.finger_links
+        for side, finger in (("left", left_link), ("right", right_link)):
             gid = m.geom(f"{side}_pad").id
             self._pads[side] = TactilePadSpec(
                 name=side, geom_id=gid, site_id=m.site(f"{side}_pad").id,
@@ -106,9 +116,9 @@ class SimRobot:
                 rows=config.tactile_rows, cols=config.tactile_cols, sigma=config.tactile_sigma_m,
                 frame_id=f"{finger}_pad",
             )
-        self._left_bodies = {m.body("panda_leftfinger").id}
-        self._right_bodies = {m.body("panda_rightfinger").id}
-        self._follower = JointTrajectoryFollower(PANDA_ARM_JOINTS, config.initial_joint_positions)
+        self._left_bodies = {m.body(left_link).id}
+        self._right_bodies = {m.body(right_link).id}
+        self._follower = JointTrajectoryFollower(self.arm_joint_names, config.initial_joint_positions)
 
     def reset(self, seed: int | None = None, config: SceneConfig | None = None, start_time: float = 0.0) -> None:
         """Put the robot at its initial configuration and the mugs at their seeded places.
@@ -128,9 +138,9 @@ class SimRobot:
             m, d = self.model, self.data
             mujoco.mj_resetData(m, d)
             q0 = np.array(self.config.initial_joint_positions)
-            d.qpos[self._qadr[:7]] = q0
+            d.qpos[self._qadr[: self._n_arm]] = q0
             half = self.config.initial_gripper_width / 2.0
-            d.qpos[self._qadr[7:]] = half
+            d.qpos[self._qadr[self._n_arm :]] = half
             for mug in self.scene.mugs:
                 a = self._mug_qadr[mug.name]
                 d.qpos[a : a + 3] = [mug.x, mug.y, 0.0005]
@@ -180,7 +190,7 @@ class SimRobot:
         """Arm + finger joints: positions (rad, m), velocities (rad/s, m/s), efforts (N·m, N).
 
         Arm efforts are the joint torques the motors apply (control + gravity compensation),
-        like a real Panda's measured torques; finger efforts are the gripper actuator force.
+        like a real arm's measured torques; finger efforts are the gripper actuator force.
         """
         with self._lock:
             d = self.data
@@ -192,7 +202,7 @@ class SimRobot:
     def gripper_width(self) -> float:
         """Current opening between the fingers (sum of both finger joints), m."""
         with self._lock:
-            return float(self.data.qpos[self._qadr[7:]].sum())
+            return float(self.data.qpos[self._qadr[self._n_arm :]].sum())
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """Current arm reference (positions (7,) rad, velocities (7,) rad/s) of the trajectory controller."""
@@ -205,10 +215,10 @@ class SimRobot:
             return self._follower.active(self.data.time)
 
     def tcp_pose(self) -> Pose:
-        """Pose of the TCP (`panda_grasptarget`, between the fingertips) in the base frame."""
+        """Pose of the TCP (the profile's `tcp_frame`, between the fingertips) in the base frame."""
         with self._lock:
             d = self.data
-            return _pose(d.site_xpos[self._tcp_site], d.site_xmat[self._tcp_site], stamp=float(d.time))
+            return _pose(d.site_xpos[self._tcp_site], d.site_xmat[self._tcp_site], self._base_frame, stamp=float(d.time))
 
     # ---- commands (ros2_control semantics) -------------------------------------------------------
     def command_trajectory_fields(
@@ -244,10 +254,10 @@ class SimRobot:
         if len(times) == 0 and len(positions) == 0 and len(names) > 0:
             # joint_trajectory_controller: an empty trajectory cancels the current one and holds
             # the current position (names are still checked).
-            reorder_columns(names, np.zeros((0, len(names))), PANDA_ARM_JOINTS, allow_subset=True)
+            reorder_columns(names, np.zeros((0, len(names))), self.arm_joint_names, allow_subset=True)
             self.stop_trajectory()
             return 0
-        chunk = validate_chunk(names, times, positions, PANDA_ARM_JOINTS, allow_subset=True, velocities=velocities)
+        chunk = validate_chunk(names, times, positions, self.arm_joint_names, allow_subset=True, velocities=velocities)
         chunk = ActionChunk(chunk.joint_names, chunk.times, chunk.positions, stamp=float(stamp),
                             velocities=chunk.velocities)
         with self._lock:
@@ -273,7 +283,7 @@ class SimRobot:
     def stop_trajectory(self) -> None:
         """Cancel any trajectory and hold the arm's current (measured) position."""
         with self._lock:
-            self._follower.hold(self.data.qpos[self._qadr[:7]].copy(), self.time)
+            self._follower.hold(self.data.qpos[self._qadr[: self._n_arm]].copy(), self.time)
 
     def command_positions(self, positions: Sequence[float], names: Sequence[str] | None = None) -> None:
         """Forward position controller: hold `positions` (rad) from now on, replacing any trajectory.
@@ -287,13 +297,13 @@ class SimRobot:
             "missing_joint"); nothing changes then.
         """
         values = np.asarray(positions, dtype=np.float64).reshape(-1)
-        order = list(names) if names is not None else list(PANDA_ARM_JOINTS)
+        order = list(names) if names is not None else list(self.arm_joint_names)
         if values.shape[0] != len(order):
             raise InvalidCommand(
                 "length_mismatch", f"position command has {values.shape[0]} values for {len(order)} joints"
             )
         check_finite("position command", values)
-        _, values = reorder_columns(order, values, PANDA_ARM_JOINTS, allow_subset=False)
+        _, values = reorder_columns(order, values, self.arm_joint_names, allow_subset=False)
         with self._lock:
             self._follower.hold(values, self.time)
 
@@ -301,21 +311,21 @@ class SimRobot:
         """Move the fingers to an opening of `width_m` (0..0.08 m), pushing with at most `max_force_N`.
 
         Closing on an object, the fingers stop at the object and squeeze it with the force
-        limit (default `config.gripper_force_n`), like a Franka gripper grasp.
+        limit (default `config.gripper_force_n`), like a parallel gripper's grasp.
 
         Raises:
             InvalidCommand ("nan", "out_of_range"); the previous command stays.
         """
         check_finite("gripper command", np.array([width_m] + ([max_force_N] if max_force_N is not None else [])))
-        if not -1e-6 <= width_m <= PANDA_MAX_OPENING_M + 1e-6:
+        if not -1e-6 <= width_m <= self._max_opening + 1e-6:
             raise InvalidCommand(
-                "out_of_range", f"gripper width {width_m:.4f} m outside 0..{PANDA_MAX_OPENING_M} m"
+                "out_of_range", f"gripper width {width_m:.4f} m outside 0..{self._max_opening} m"
             )
         force = self.config.gripper_force_n if max_force_N is None else float(max_force_N)
         if not 0.0 < force <= MAX_GRIPPER_FORCE_N:
             raise InvalidCommand("out_of_range", f"gripper force {force:.1f} N outside (0, {MAX_GRIPPER_FORCE_N}] N")
         with self._lock:
-            self._gripper_target = float(np.clip(width_m, 0.0, PANDA_MAX_OPENING_M))
+            self._gripper_target = float(np.clip(width_m, 0.0, self._max_opening))
             self.model.actuator_forcerange[self._grip_act] = [-force, force]
 
     # ---- sensors -------------------------------------------------------------------------------
@@ -339,9 +349,9 @@ class SimRobot:
         return ancestor == 0
 
     def external_wrench(self) -> Wrench:
-        """Contact wrench the environment applies to the hand and fingers, in the `panda_hand` frame.
+        """Contact wrench the environment applies to the hand and fingers, in the hand frame (the profile's `hand_frame`).
 
-        What a gravity- and inertia-compensated wrist F/T driver reports (franka_ros2's
+        What a gravity- and inertia-compensated wrist F/T driver reports (a torque-sensing arm driver's
         external wrench estimate, or a raw sensor after payload compensation): zero in free
         motion, about the object's weight while holding it, large when pushing on something.
         Sum of the MuJoCo contact forces between hand-subtree bodies and everything else;
@@ -365,10 +375,10 @@ class SimRobot:
                 f_world += f
                 t_world += np.cross(np.asarray(c.pos) - origin, f)
             rot = d.xmat[self._hand_body].reshape(3, 3)
-            return Wrench(rot.T @ f_world, rot.T @ t_world, stamp=float(d.time), frame_id=PANDA_HAND_FRAME)
+            return Wrench(rot.T @ f_world, rot.T @ t_world, stamp=float(d.time), frame_id=self._hand_frame)
 
     def wrench(self) -> Wrench:
-        """Wrist force/torque sensor between flange and hand, in the `panda_hand` frame.
+        """Wrist force/torque sensor between flange and hand, in the hand frame (the profile's `hand_frame`).
 
         The load the hand (with fingers and whatever they hold or touch) puts on the arm: with
         the gripper pointing down and nothing touched, force ≈ (0, 0, +m·g) with m ≈ 1.0 kg
@@ -378,7 +388,7 @@ class SimRobot:
             d = self.data
             f = -d.sensordata[self._ft_force_adr : self._ft_force_adr + 3]
             t = -d.sensordata[self._ft_torque_adr : self._ft_torque_adr + 3]
-            return Wrench(f.copy(), t.copy(), stamp=float(d.time), frame_id=PANDA_HAND_FRAME)
+            return Wrench(f.copy(), t.copy(), stamp=float(d.time), frame_id=self._hand_frame)
 
     # ---- cameras ---------------------------------------------------------------------------------
     def camera_names(self) -> tuple[str, ...]:
@@ -402,7 +412,7 @@ class SimRobot:
         with self._lock:
             d = self.data
             mat = d.cam_xmat[cid].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])  # MuJoCo camera: -z forward, y up
-            pose = _pose(d.cam_xpos[cid], mat, stamp=float(d.time))
+            pose = _pose(d.cam_xpos[cid], mat, self._base_frame, stamp=float(d.time))
         return pose
 
     def _thread_resources(self, cam: str) -> tuple[CameraRenderer, mujoco.MjData]:
@@ -479,12 +489,12 @@ class SimRobot:
             d = self.data
             if name in self._mug_body:
                 b = self._mug_body[name]
-                return _pose(d.xpos[b], d.xmat[b], stamp=float(d.time))
+                return _pose(d.xpos[b], d.xmat[b], self._base_frame, stamp=float(d.time))
             if name == "tray":
                 b = self.model.body("tray").id
-                return _pose(self.scene.tray_center, d.xmat[b], stamp=float(d.time))
+                return _pose(self.scene.tray_center, d.xmat[b], self._base_frame, stamp=float(d.time))
             if name == "table":
-                return _pose(np.zeros(3), np.eye(3), stamp=float(d.time))
+                return _pose(np.zeros(3), np.eye(3), self._base_frame, stamp=float(d.time))
         raise KeyError(f"unknown object '{name}' (objects: {list(self.mug_names()) + ['tray', 'table']})")
 
     def object_in_gripper(self) -> str | None:
@@ -514,7 +524,7 @@ class SimRobot:
         return bool(abs(p[0] - c[0]) < hx and abs(p[1] - c[1]) < hy and p[2] < c[2] + 0.02)
 
     def ground_truth(self) -> dict:
-        """Evaluation-only truth (JSON-serialisable), all in the base frame `panda_link0`.
+        """Evaluation-only truth (JSON-serialisable), all in the robot base frame.
 
         Keys: time (s), seed, frame_id, mine (name), mugs (list of: name, texture_id, mine,
         segmentation_label, position (bottom centre, m), orientation_xyzw, yaw (handle
@@ -550,7 +560,7 @@ class SimRobot:
             return {
                 "time": self.time,
                 "seed": int(self.config.seed),
-                "frame_id": PANDA_BASE_FRAME,
+                "frame_id": self._base_frame,
                 "mine": self.mine,
                 "mugs": mugs,
                 "mug_geometry": {"radius": g.radius, "height": g.height, "handle_reach": g.handle_reach,

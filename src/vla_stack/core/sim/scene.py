@@ -1,7 +1,11 @@
-"""Builds the MuJoCo scene: Panda (from its URDF) on a table, a tray, look-alike mugs,
-cameras, fingertip tactile pads, a wrist force/torque sensor, and ros2_control-like actuators.
+"""Builds the MuJoCo scene: the robot of a profile (from its URDF) on a table, a tray, look-alike
+mugs, cameras, fingertip tactile pads, a wrist force/torque sensor, and ros2_control-like actuators.
 
-World frame = robot base frame (`panda_link0` at the origin); the table top is z = 0.
+The robot's names and numbers (joints, hand/TCP frames, finger links, gripper range) come from
+its `RobotProfile` (`SceneConfig.robot`); its simulation-only tuning (gains, colours) from
+`core/sim/robots/<name>.py`.
+
+World frame = robot base frame (the profile's `base_frame` at the origin); the table top is z = 0.
 
 Actuation (what `SimRobot` drives):
 - each arm joint: one actuator `force = kp (q_ref - q) + kv (qd_ref - qd)`, clamped to the
@@ -18,17 +22,12 @@ collision), 3 mug collision shapes (hidden).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import mujoco
 import numpy as np
 
-from vla_stack.core.kinematics.assets import (
-    PANDA_ARM_JOINTS,
-    PANDA_FINGER_JOINTS,
-    PANDA_HAND_FRAME,
-    PANDA_TCP_FRAME,
-    panda_urdf_with_absolute_meshes,
-)
+from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 from vla_stack.core.sim.config import MAX_GRIPPER_FORCE_N, SceneConfig
 from vla_stack.core.sim.mugs import (
     MugAppearance,
@@ -38,6 +37,7 @@ from vla_stack.core.sim.mugs import (
     mug_mesh,
     procedural_appearances,
 )
+from vla_stack.core.sim.robots import sim_assets
 
 SCENE_CAMERA = "scene"
 WRIST_CAMERA = "wrist"
@@ -46,13 +46,6 @@ FT_SITE = "ft_sensor"
 TCP_SITE = "tcp"
 GRIPPER_ACTUATOR = "gripper"
 GRIPPER_TENDON = "gripper_width"
-
-# Position gains (N·m/rad) and damping (N·m·s/rad) of the arm joints.
-ARM_KP = np.array([4500.0, 4500.0, 3500.0, 3500.0, 2000.0, 2000.0, 2000.0])
-ARM_KV = np.array([250.0, 250.0, 150.0, 150.0, 50.0, 50.0, 40.0])
-ARM_ARMATURE = 0.1  # rotor inertia reflected at each joint, kg·m²
-GRIPPER_KP = 2000.0  # N/m of opening error
-GRIPPER_KV = 200.0  # N·s/m: with a 40 N limit the fingers open/close at up to ~0.2 m/s
 
 # Table (top at z = 0) and tray, m.
 TABLE_HALF = (0.65, 0.75, 0.02)
@@ -63,10 +56,7 @@ TRAY_RIM = 0.025
 MUG_REGION_X = (0.38, 0.62)
 MUG_REGION_Y = (-0.20, 0.20)
 
-# Fingertip pads, in the finger body frame (m): inner face of the fingertip, protruding 1 mm.
-PAD_HALF = (0.0085, 0.0015, 0.009)  # x across the finger, y thickness, z along the finger
-PAD_CENTER_Z = 0.045
-PAD_PROTRUSION = 0.002
+# Fingertip pads (their geometry is the robot's: core/sim/robots/<robot>.py): contact stiffness.
 PAD_SOLREF = (0.004, 1.0)  # stiffer than the default (0.02): grasp forces go through the pads
 
 # Segmentation labels (render_segmentation); mugs get MUG_LABEL_BASE + index.
@@ -102,6 +92,8 @@ class Scene:
         tray_half: (x, y) half sizes of the tray floor, m.
         labels: object name -> segmentation label.
         geom_labels: (ngeom,) segmentation label of each geom.
+        profile: the simulated robot's profile.
+        assets: its simulation asset module (`core/sim/robots/<name>.py`: gains, colours).
     """
 
     model: mujoco.MjModel
@@ -113,6 +105,8 @@ class Scene:
     tray_half: tuple[float, float]
     labels: dict[str, int] = field(default_factory=dict)
     geom_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    profile: RobotProfile | None = None
+    assets: Any = None
 
 
 def look_at_quat(position: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
@@ -153,20 +147,33 @@ def _place_mugs(rng: np.random.Generator, n: int, clearance_radius: float) -> li
     raise RuntimeError(f"could not place {n} mugs without overlap in the mug region")
 
 
-def _robot_spec() -> mujoco.MjSpec:
-    """Spec of the Panda URDF (absolute mesh paths), base at the world origin.
+def _robot_spec(profile: RobotProfile) -> mujoco.MjSpec:
+    """Spec of the profile's URDF (mesh paths absolute), base at the world origin.
 
     MuJoCo's URDF import keeps only the collision meshes (discardvisual): they double as
     visuals, ~10x fewer triangles than the visual meshes, so CPU rendering stays fast.
     """
-    return mujoco.MjSpec.from_file(str(panda_urdf_with_absolute_meshes()))
+    return mujoco.MjSpec.from_file(str(profile.urdf))
 
 
-def build_scene(config: SceneConfig) -> Scene:
-    """Build and compile the scene for `config` (deterministic for a given config)."""
+def build_scene(config: SceneConfig, profile: RobotProfile | None = None) -> Scene:
+    """Build and compile the scene for `config` (deterministic for a given config).
+
+    Args:
+        config: the scene.
+        profile: the robot (default: the profile `config.robot`).
+
+    Raises:
+        ValueError: the robot cannot be simulated (no simulation assets, no URDF or gripper).
+    """
+    profile = profile or load_robot_profile(config.robot)
+    assets = sim_assets(profile)
+    gripper = profile.gripper
+    assert gripper is not None  # sim_assets checked it
     rng = np.random.default_rng(config.seed)
-    spec = _robot_spec()
-    spec.modelname = "vla_stack_panda_table"
+    spec = _robot_spec(profile)
+    robot_body_names = {b.name for b in spec.bodies if b.name and b.name != "world"}
+    spec.modelname = f"vla_stack_{profile.name}_table"
     spec.compiler.inertiafromgeom = mujoco.mjtInertiaFromGeom.mjINERTIAFROMGEOM_TRUE
     spec.compiler.fusestatic = False
     spec.compiler.discardvisual = False  # (the URDF parser already dropped the URDF visuals; keep our materials)
@@ -190,45 +197,46 @@ def build_scene(config: SceneConfig) -> Scene:
     world = spec.worldbody
 
     # ---- robot: gains, gravity compensation, materials, pads, sensors ----------------------
-    white = spec.add_material(name="panda_white", rgba=[0.92, 0.92, 0.92, 1], specular=0.3, shininess=0.4)
-    dark = spec.add_material(name="panda_dark", rgba=[0.18, 0.18, 0.2, 1], specular=0.3, shininess=0.4)
+    white = spec.add_material(name="robot_white", rgba=[0.92, 0.92, 0.92, 1], specular=0.3, shininess=0.4)
+    dark = spec.add_material(name="robot_dark", rgba=[0.18, 0.18, 0.2, 1], specular=0.3, shininess=0.4)
     pad_mat = spec.add_material(name="pad", rgba=[0.1, 0.1, 0.12, 1])
-    robot_bodies = [b for b in spec.bodies if b.name.startswith("panda_")]
+    robot_bodies = [b for b in spec.bodies if b.name in robot_body_names]
     for body in robot_bodies:
         body.gravcomp = 1.0
         geoms = list(body.geoms)
-        if not geoms:  # frames such as panda_link8 / panda_grasptarget: the URDF's 0.1 kg·m² is bogus
+        if not geoms:  # frame-only links (flange, TCP): the URDF's 0.1 kg·m² is bogus
             body.mass = 0.0
             body.fullinertia = [float("nan")] * 6  # unset, else it wins over `inertia`
             body.inertia = [0.0, 0.0, 0.0]
         for g in geoms:
             g.mass = body.mass / max(len(geoms), 1)
-            g.material = (dark if body.name in ("panda_link7", "panda_hand", "panda_link0") else white).name
+            g.material = (dark if body.name in assets.DARK_LINKS else white).name
             g.rgba = [0.5, 0.5, 0.5, 1]  # MuJoCo's default: the material's colour applies
             g.group = 0
             g.name = g.name or f"{body.name}_collision"
-    for name in PANDA_ARM_JOINTS:
+    for name in profile.joints:
         j = spec.joint(name)
-        j.armature = ARM_ARMATURE
-    for name in PANDA_FINGER_JOINTS:
-        spec.joint(name).armature = 0.01
+        j.armature = assets.ARM_ARMATURE
+    for name in gripper.joints:
+        spec.joint(name).armature = assets.FINGER_ARMATURE
         # The URDF's 20 N effort limit would cap the grasp force (MuJoCo clamps actuator force
         # per joint); the gripper actuator's own force range is the limit that matters.
         spec.joint(name).actfrcrange = [-MAX_GRIPPER_FORCE_N, MAX_GRIPPER_FORCE_N]
 
-    hand = spec.body(PANDA_HAND_FRAME)
+    hand = spec.body(profile.hand_frame)
     hand.add_site(name=FT_SITE, pos=[0, 0, 0], size=[0.005, 0, 0])
-    spec.body(PANDA_TCP_FRAME).add_site(name=TCP_SITE, pos=[0, 0, 0], size=[0.004, 0, 0])
-    for side, body_name, sign in (("left", "panda_leftfinger", 1.0), ("right", "panda_rightfinger", -1.0)):
+    spec.body(profile.tcp_frame).add_site(name=TCP_SITE, pos=[0, 0, 0], size=[0.004, 0, 0])
+    left_link, right_link = gripper.finger_links
+    for side, body_name, sign in (("left", left_link, 1.0), ("right", right_link, -1.0)):
         finger = spec.body(body_name)
         # Inner face of the fingertip is y = 0 (left finger faces -y, right finger +y); the
-        # pad's contact surface sits PAD_PROTRUSION in front of it.
-        y = -sign * (PAD_PROTRUSION - PAD_HALF[1])
+        # pad's contact surface sits PAD_PROTRUSION (robot asset) in front of it.
+        y = -sign * (assets.PAD_PROTRUSION - assets.PAD_HALF[1])
         finger.add_geom(
             name=f"{side}_pad",
             type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=list(PAD_HALF),
-            pos=[0.0, y, PAD_CENTER_Z],
+            size=list(assets.PAD_HALF),
+            pos=[0.0, y, assets.PAD_CENTER_Z],
             material=pad_mat.name,
             friction=[1.2, 0.01, 0.0002],
             condim=4,
@@ -241,36 +249,36 @@ def build_scene(config: SceneConfig) -> Scene:
         rot = np.stack([sign * np.array([1.0, 0, 0]), np.array([0, 0, -1.0]), sign * np.array([0, 1.0, 0])], axis=1)
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, rot.ravel())
-        finger.add_site(name=f"{side}_pad", pos=[0.0, -sign * PAD_PROTRUSION, PAD_CENTER_Z],
+        finger.add_site(name=f"{side}_pad", pos=[0.0, -sign * assets.PAD_PROTRUSION, assets.PAD_CENTER_Z],
                         quat=quat.tolist(), size=[0.002, 0, 0])
     spec.add_sensor(name="ft_force", type=mujoco.mjtSensor.mjSENS_FORCE, objtype=mujoco.mjtObj.mjOBJ_SITE, objname=FT_SITE)
     spec.add_sensor(name="ft_torque", type=mujoco.mjtSensor.mjSENS_TORQUE, objtype=mujoco.mjtObj.mjOBJ_SITE, objname=FT_SITE)
 
-    for i, name in enumerate(PANDA_ARM_JOINTS):
+    for i, name in enumerate(profile.joints):
         # Effort limit from the URDF (<limit effort=...>, parsed into actfrcrange): 87 / 12 N·m.
         effort = float(spec.joint(name).actfrcrange[1]) or 87.0
         act = spec.add_actuator(name=f"{name}_actuator", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
         act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
-        act.gainprm[0] = ARM_KP[i]
-        act.biasprm[0:3] = [0.0, -ARM_KP[i], -ARM_KV[i]]
+        act.gainprm[0] = assets.ARM_KP[i]
+        act.biasprm[0:3] = [0.0, -assets.ARM_KP[i], -assets.ARM_KV[i]]
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
         act.forcerange = [-effort, effort]
 
     tendon = spec.add_tendon(name=GRIPPER_TENDON)
-    for fj in PANDA_FINGER_JOINTS:
+    for fj in gripper.joints:
         tendon.wrap_joint(fj, 1.0)
-    eq = spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=PANDA_FINGER_JOINTS[0], name2=PANDA_FINGER_JOINTS[1])
+    eq = spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=gripper.joints[0], name2=gripper.joints[1])
     eq.data[0:5] = [0, 1, 0, 0, 0]
     eq.solref = [0.005, 1.0]
     grip = spec.add_actuator(name=GRIPPER_ACTUATOR, target=GRIPPER_TENDON, trntype=mujoco.mjtTrn.mjTRN_TENDON)
     grip.gaintype = mujoco.mjtGain.mjGAIN_FIXED
     grip.biastype = mujoco.mjtBias.mjBIAS_AFFINE
-    grip.gainprm[0] = GRIPPER_KP
-    grip.biasprm[0:3] = [0.0, -GRIPPER_KP, -GRIPPER_KV]
+    grip.gainprm[0] = assets.GRIPPER_KP
+    grip.biasprm[0:3] = [0.0, -assets.GRIPPER_KP, -assets.GRIPPER_KV]
     grip.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-    grip.ctrlrange = [0.0, 0.08]
+    grip.ctrlrange = [gripper.min_width, gripper.max_width]
     grip.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
     grip.forcerange = [-config.gripper_force_n, config.gripper_force_n]
 
@@ -382,7 +390,7 @@ def build_scene(config: SceneConfig) -> Scene:
     geom_labels = np.zeros(model.ngeom, np.int32)
     for gid in range(model.ngeom):
         body = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, int(model.geom_bodyid[gid])) or ""
-        if body.startswith("panda_"):
+        if body in robot_body_names:
             geom_labels[gid] = LABEL_ROBOT
         elif body == "table":
             geom_labels[gid] = LABEL_TABLE
@@ -391,6 +399,8 @@ def build_scene(config: SceneConfig) -> Scene:
         elif body in labels:
             geom_labels[gid] = labels[body]
     return Scene(
+        profile=profile,
+        assets=assets,
         model=model,
         config=config,
         mugs=mugs,

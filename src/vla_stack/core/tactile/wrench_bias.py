@@ -1,6 +1,6 @@
 """Force/torque pass-through with bias removal.
 
-Six-axis F/T sensors (ATI, Robotiq FT 300, Bota, the Panda's estimated wrench ...) read a
+Six-axis F/T sensors (ATI, Robotiq FT 300, Bota, an arm's estimated external wrench ...) read a
 non-zero wrench with nothing in contact: offset drift, the weight of the tool. The bias is the
 mean of the first `bias_samples` valid samples (taken at start-up, when the arm is still and
 nothing is gripped) or of the samples after a `rezero()` request; every output is the raw

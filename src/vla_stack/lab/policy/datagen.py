@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import CubicHermiteSpline
 
-from vla_stack.core.kinematics.assets import PANDA_READY_POSE
 from vla_stack.core.kinematics.robot_model import RobotModel
 from vla_stack.core.policy.types import ACTION_DIM, SUBTASKS
+from vla_stack.core.robot_profile import load_robot_profile
 from vla_stack.lab.policy.dataset import DatasetWriter, Episode
 from vla_stack.lab.policy.scripted_expert import (
     PickPlaceConfig,
@@ -181,9 +181,10 @@ def generate_episode(seed: int, config: DatagenConfig, planner: ScriptedPickPlac
     """Record one demonstration (see the module docstring). `info["success"]` says whether it
     succeeded; unsuccessful episodes are returned too (the caller decides)."""
     rng = np.random.default_rng(seed)
-    planner = planner or ScriptedPickPlace(RobotModel.panda(), PickPlaceConfig())
+    planner = planner or ScriptedPickPlace(RobotModel.for_robot(), PickPlaceConfig())
     model = planner.model
-    q0 = model.clip(np.asarray(PANDA_READY_POSE) + rng.uniform(-config.start_noise, config.start_noise, 7))
+    ready = np.asarray(load_robot_profile().require_ready_pose())
+    q0 = model.clip(ready + rng.uniform(-config.start_noise, config.start_noise, ready.size))
     mugs = int(rng.integers(config.min_mugs, config.max_mugs + 1))
     task = SimPickPlace(seed, num_mugs=mugs, control_period=config.control_period,
                         initial_joint_positions=tuple(q0),

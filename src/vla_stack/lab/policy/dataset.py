@@ -18,7 +18,8 @@ A dataset is a directory::
       "version": 1,
       "control_period": 0.05,          # s between steps (and between chunk points)
       "horizon": 16,                   # H: label actions per step
-      "arm_joints": ["panda_joint1", ..., "panda_joint7"],
+      "robot": "<profile name>",      # robot profile (config/robots) the data was recorded on
+      "arm_joints": [...],             # its arm joints, action order
       "created": "2026-11-22T10:00:00",
       "generator": {...},              # datagen configuration (seed, noise, ...)
       "episodes": [
@@ -28,8 +29,8 @@ A dataset is a directory::
       ]
     }
 
-Each `episode_*.npz` holds, for T control steps (all float32 unless noted; base frame
-`panda_link0`, m, rad, N):
+Each `episode_*.npz` holds, for T control steps (all float32 unless noted; the robot
+profile's base frame, m, rad, N):
 
 | key               | shape      | meaning |
 |-------------------|------------|---------|
@@ -60,8 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS
 from vla_stack.core.policy.types import ACTION_DIM, TACTILE_DIM
+from vla_stack.core.robot_profile import load_robot_profile
 
 FORMAT = "vla_stack.action_expert_dataset"
 VERSION = 1
@@ -134,7 +135,8 @@ class DatasetWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = {
             "format": FORMAT, "version": VERSION, "control_period": float(control_period), "horizon": int(horizon),
-            "arm_joints": list(PANDA_ARM_JOINTS), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "robot": load_robot_profile().name, "arm_joints": list(load_robot_profile().joints),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "generator": dict(generator or {}), "episodes": [],
         }
 

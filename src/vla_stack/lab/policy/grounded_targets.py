@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_stack.core.contracts import encode_subtask
-from vla_stack.core.kinematics.assets import PANDA_BASE_FRAME
 from vla_stack.core.policy.observation_builder import (
     InputRejected,
     ObservationBuilder,
@@ -29,6 +28,7 @@ from vla_stack.core.policy.observation_builder import (
     yaw_from_quaternion,
 )
 from vla_stack.core.policy.types import Observation
+from vla_stack.core.robot_profile import load_robot_profile
 from vla_stack.lab.policy.simulation import SimPickPlace
 
 
@@ -76,10 +76,10 @@ class GroundedTargets:
         self.pipeline = pipeline
         self.instruction = instruction
         self.camera_period = float(camera_period)
-        model = RobotModel.panda()
+        self.profile = load_robot_profile()
+        model = RobotModel.from_profile(self.profile)
         cfg = inputs or ObservationConfig()
-        self.builder = ObservationBuilder(dataclasses.replace(cfg, base_frame=PANDA_BASE_FRAME),
-                                          hand_position=model.fk)
+        self.builder = ObservationBuilder(cfg, hand_position=model.fk, profile=self.profile)
         self.log = GroundedLog()
         self.planner = planner
         self._latent_key: tuple | None = None
@@ -153,7 +153,7 @@ class GroundedTargets:
         target = obj.target
         if target is None or target.grasp_base is None:
             return
-        pose = dataclasses.replace(target.grasp_base, frame_id=PANDA_BASE_FRAME, stamp=sim.time)
+        pose = dataclasses.replace(target.grasp_base, frame_id=self.profile.base_frame, stamp=sim.time)
         try:
             self.builder.update_target(pose)
         except InputRejected as exc:

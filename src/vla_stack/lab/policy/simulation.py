@@ -13,7 +13,7 @@ tests. `SimPickPlace` wraps a `SimRobot` and one target mug:
 - `done()` judges success from ground truth: the mug upright on the tray floor, released, and
   the TCP clear above it.
 
-Frames: base frame `panda_link0` (= MuJoCo world), m, rad.
+Frames: the robot profile's base frame (= MuJoCo world), m, rad.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_stack.core.kinematics.assets import PANDA_ARM_JOINTS, PANDA_MAX_OPENING_M
 from vla_stack.core.policy.observation_builder import fold_yaw
 from vla_stack.core.policy.types import LATENT_DIM, Observation, tactile_features
 from vla_stack.core.sim.config import SceneConfig
@@ -138,9 +137,10 @@ class SimPickPlace:
         """The expert's observation now (targets from ground truth)."""
         js = self.sim.joint_state()
         grasp, yaw, centre = self.targets()
+        n = len(self.sim.arm_joint_names)
         return Observation(
-            arm_positions=js.positions[:7],
-            gripper_width=float(np.clip(js.positions[7:].sum(), 0.0, PANDA_MAX_OPENING_M)),
+            arm_positions=js.positions[:n],
+            gripper_width=float(np.clip(js.positions[n:].sum(), 0.0, self.sim.profile.max_opening)),
             target_position=centre, grasp_position=grasp, grasp_yaw=yaw, place_position=self.place,
             planner_latent=np.zeros(LATENT_DIM) if planner_latent is None else planner_latent,
             subtask_id=subtask_id, tactile=self.tactile() if self.with_tactile else None, stamp=self.sim.time,
@@ -151,9 +151,10 @@ class SimPickPlace:
         """Execute one control step: arm target (7, rad) reached at the end of the step, gripper
         width (m) with the grasp force limit; then advance the physics by one control period."""
         action = np.asarray(action, dtype=np.float64)
-        chunk = ActionChunk(PANDA_ARM_JOINTS, np.array([self.control_period]), action[None, :7])
+        n = len(self.sim.arm_joint_names)
+        chunk = ActionChunk(self.sim.arm_joint_names, np.array([self.control_period]), action[None, :n])
         self.sim.command_trajectory(chunk)
-        width = float(np.clip(action[7], 0.0, PANDA_MAX_OPENING_M))
+        width = float(np.clip(action[n], 0.0, self.sim.profile.max_opening))
         if self._gripper_command is None or abs(width - self._gripper_command) > 5e-4:
             self.sim.command_gripper(width, self.grasp_force)
             self._gripper_command = width

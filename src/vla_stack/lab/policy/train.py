@@ -36,6 +36,7 @@ from vla_stack.core.policy.features import ActionNormalizer, FeatureNormalizer, 
 from vla_stack.core.policy.latent import fit_projection, planner_latent_table, planner_training_latents
 from vla_stack.core.policy.model import ActionExpertConfig
 from vla_stack.core.policy.types import LATENT_DIM, SUBTASKS
+from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
 from vla_stack.lab.policy.dataset import Dataset
 
 
@@ -98,7 +99,7 @@ class TrainingData:
         self.arrays = {k: np.concatenate([e.arrays[k] for e in eps]) for k in eps[0].arrays}
         lengths = np.array([e.steps for e in eps])
         self.episode_start = np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        model = RobotModel.panda()
+        model = RobotModel.for_robot()
         self.tcp_pose = np.stack([model.fk(q) for q in self.arrays["arm_positions"].astype(np.float64)])
         self.trainable = np.flatnonzero(self.arrays["train_mask"])
         self.horizon = dataset.horizon
@@ -265,7 +266,7 @@ def train_expert(dataset_root: str | Path, output: str | Path, config: TrainConf
         metrics["val_action_error"] = _action_error(mcfg, weights, fnorm, anorm, val, latent_table, cfg)
     save_checkpoint(output, mcfg, weights, fnorm, anorm, latent_table.mean(axis=0), metrics=metrics,
                     extra={"trained_with": {"seed": cfg.seed, "steps": cfg.steps}, "latent_source": cfg.latent_source},
-                    latent_projection=projection)
+                    latent_projection=projection, profile=load_robot_profile(dataset.index.get("robot") or DEFAULT_ROBOT))
     return metrics
 
 

@@ -189,7 +189,7 @@ def boundary_metrics(positions: np.ndarray, dt: float, boundaries: Sequence[int]
     Finite differences over `dt` give velocity, acceleration and jerk. A boundary has a
     "velocity discontinuity" when, within `window` cycles of it, the velocity changes in one
     period by more than the acceleration limit allows (|Δv| > a_max·dt on any joint): a step
-    the robot cannot follow (the Franka faults on these).
+    the robot cannot follow (real arms fault on these).
 
     Returns dict: peak_jerk (rad/s³, any joint, whole stream), peak_jerk_ratio_any (/ that
     joint's limit), peak_boundary_jerk and peak_boundary_jerk_ratio (within `window` cycles of

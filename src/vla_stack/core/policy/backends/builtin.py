@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from vla_stack.core.kinematics.robot_model import RobotModel
 from vla_stack.core.policy.backends import POLICIES
 from vla_stack.core.policy.checkpoint import load_checkpoint
 from vla_stack.core.policy.features import ObservationEncoder
@@ -24,6 +25,7 @@ from vla_stack.core.policy.types import (
     PolicyMetadata,
     actions_to_chunk,
 )
+from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 from vla_stack.core.types import ActionChunk
 
 
@@ -71,19 +73,23 @@ class BuiltinExpertPolicy:
 
     Args:
         config: backend settings (checkpoint, sampler seed, flow steps).
+        profile: the robot it runs on (None = the default robot profile); a checkpoint
+            trained for another robot is refused (`CheckpointError`).
 
     Not thread-safe: call `infer` from one thread at a time.
     """
 
-    def __init__(self, config: BuiltinExpertConfig | None = None, **kwargs) -> None:
+    def __init__(self, config: BuiltinExpertConfig | None = None, profile: RobotProfile | None = None,
+                 **kwargs) -> None:
         self.config = config or BuiltinExpertConfig(**kwargs)
-        ckpt = load_checkpoint(self.config.checkpoint or None)
+        self.profile = profile = profile or load_robot_profile()
+        ckpt = load_checkpoint(self.config.checkpoint or None, profile)
         self.checkpoint = ckpt
         self.runtime = NumpyActionExpert(ckpt.config, ckpt.weights, vjp_steps=self.config.guidance_vjp_steps)
-        self.encoder = ObservationEncoder(latent_projection=ckpt.latent_projection)
+        self.encoder = ObservationEncoder(RobotModel.from_profile(profile), latent_projection=ckpt.latent_projection)
         self.flow_steps = self.config.flow_steps or ckpt.config.flow_steps
-        self.metadata = PolicyMetadata(name="builtin", horizon=ckpt.config.horizon,
-                                       control_period=ckpt.config.control_period, supports_guidance=True)
+        self.metadata = PolicyMetadata.for_robot(profile, name="builtin", horizon=ckpt.config.horizon,
+                                                 control_period=ckpt.config.control_period, supports_guidance=True)
         self.latent_table = ckpt.latent_table
         self.guidance_skipped = 0
         self.last_guidance_skipped = ""
@@ -139,7 +145,8 @@ class BuiltinExpertPolicy:
         if not self._plausible(normalized):
             raise PolicyError("diverged", "the expert's sampled chunk is non-finite or implausibly large; chunk discarded")
         actions = self.checkpoint.actions.denormalize(normalized[None], observation.arm_positions[None])[0]
-        actions[:, :7] = self.encoder.model.clip(actions[:, :7])  # never a target outside the joint limits
+        n = len(self.metadata.arm_joints)
+        actions[:, :n] = self.encoder.model.clip(actions[:, :n])  # never a target outside the joint limits
         return actions_to_chunk(actions, observation.stamp, self.metadata)
 
     def _plausible(self, normalized: np.ndarray) -> bool:

@@ -28,6 +28,7 @@ from vla_stack.core.policy.backends.openpi_protocol import (
     unpack,
 )
 from vla_stack.core.policy.types import Guidance, Observation, PolicyError, PolicyMetadata, actions_to_chunk
+from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 from vla_stack.core.types import ActionChunk
 
 
@@ -72,8 +73,10 @@ class OpenPIPolicy:
         clock: monotonic clock (s), injectable for tests.
     """
 
-    def __init__(self, config: OpenPIConfig | None = None, clock=time.monotonic, **kwargs) -> None:
+    def __init__(self, config: OpenPIConfig | None = None, clock=time.monotonic, profile: RobotProfile | None = None,
+                 **kwargs) -> None:
         self.config = config or OpenPIConfig(**kwargs)
+        self.profile = profile or load_robot_profile()
         self._clock = clock
         self._conn = None
         self.server_metadata: dict = {}
@@ -83,8 +86,8 @@ class OpenPIPolicy:
         self.failures = 0
         self.last_error = ""
         self.last_server_timing: dict = {}
-        self.metadata = PolicyMetadata(name="openpi", horizon=self.config.horizon,
-                                       control_period=self.config.control_period, supports_guidance=False)
+        self.metadata = PolicyMetadata.for_robot(self.profile, name="openpi", horizon=self.config.horizon,
+                                                 control_period=self.config.control_period, supports_guidance=False)
 
     # ---- connection ------------------------------------------------------------------------------------
     @property
@@ -130,8 +133,8 @@ class OpenPIPolicy:
         self.server_metadata = meta
         self._backoff = self.config.reconnect_initial
         ext = meta.get("vla_stack", {}) if isinstance(meta.get("vla_stack"), dict) else {}
-        self.metadata = PolicyMetadata(
-            name=f"openpi:{meta.get('name', self.config.uri)}", horizon=self.config.horizon,
+        self.metadata = PolicyMetadata.for_robot(
+            self.profile, name=f"openpi:{meta.get('name', self.config.uri)}", horizon=self.config.horizon,
             control_period=self.config.control_period,
             supports_guidance=bool(ext.get("supports_guidance", False)) and self.config.keys.extensions,
         )
@@ -174,7 +177,7 @@ class OpenPIPolicy:
         self.connect()
         conn = self._conn
         send_guidance = guidance if self.metadata.supports_guidance else None
-        payload = pack(observation_to_wire(observation, self.config.keys, send_guidance))
+        payload = pack(observation_to_wire(observation, self.config.keys, send_guidance, self.profile))
         try:
             conn.send(payload)
             reply = conn.recv(timeout=self.config.infer_timeout)
@@ -200,5 +203,6 @@ class OpenPIPolicy:
             raise PolicyError("bad_reply", f"reply from {self.config.uri} is not msgpack: {exc}") from exc
         if isinstance(data, dict):
             self.last_server_timing = dict(data.get("server_timing", {}) or {})
-        actions = actions_from_wire(data, self.config.keys, observation, self.config.horizon, self.config.control_period)
+        actions = actions_from_wire(data, self.config.keys, observation, self.config.horizon, self.config.control_period,
+                                    self.profile)
         return actions_to_chunk(actions, observation.stamp, self.metadata)

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from vla_stack.core.kinematics.assets import PANDA_MAX_OPENING_M
 from vla_stack.core.policy.types import Guidance, Observation, PolicyError
+from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 
 PROTOCOL_EXTENSION_VERSION = 1
 """Version of the vla_stack extensions (metadata["vla_stack"]["protocol_version"])."""
@@ -104,28 +104,37 @@ class KeyMap:
         if not self.actions:
             raise ValueError("the actions reply key must not be empty")
 
-    def gripper_to_wire(self, width: float) -> float:
-        """Gripper width (m) -> the server's gripper value."""
+    def gripper_to_wire(self, width: float, max_width: float) -> float:
+        """Gripper width (m) -> the server's gripper value (`max_width`: the robot's largest opening, m)."""
         if self.gripper_mode == "closed_fraction":
-            return 1.0 - width / PANDA_MAX_OPENING_M
+            return 1.0 - width / max_width
         if self.gripper_mode == "open_fraction":
-            return width / PANDA_MAX_OPENING_M
+            return width / max_width
         return width
 
-    def gripper_from_wire(self, value: np.ndarray) -> np.ndarray:
-        """The server's gripper values -> width, m (clipped to the gripper's range)."""
+    def gripper_from_wire(self, value: np.ndarray, max_width: float) -> np.ndarray:
+        """The server's gripper values -> width, m (clipped to 0..`max_width`, the robot's largest opening)."""
         value = np.asarray(value, dtype=np.float64)
         if self.gripper_mode == "closed_fraction":
-            value = (1.0 - value) * PANDA_MAX_OPENING_M
+            value = (1.0 - value) * max_width
         elif self.gripper_mode == "open_fraction":
-            value = value * PANDA_MAX_OPENING_M
-        return np.clip(value, 0.0, PANDA_MAX_OPENING_M)
+            value = value * max_width
+        return np.clip(value, 0.0, max_width)
 
 
-def observation_to_wire(obs: Observation, keys: KeyMap, guidance: Guidance | None = None) -> dict:
-    """The observation dict sent to a server."""
+def _max_width(profile: RobotProfile | None) -> float:
+    """The robot's largest gripper opening, m (default robot profile when None)."""
+    profile = profile or load_robot_profile()
+    if profile.gripper is None:
+        raise PolicyError("bad_observation", f"robot profile '{profile.name}' has no gripper: the openpi layout needs one")
+    return profile.max_opening
+
+
+def observation_to_wire(obs: Observation, keys: KeyMap, guidance: Guidance | None = None,
+                        profile: RobotProfile | None = None) -> dict:
+    """The observation dict sent to a server (`profile`: the robot, default profile when None)."""
     out: dict[str, Any] = {}
-    grip = np.float32(keys.gripper_to_wire(obs.gripper_width))
+    grip = np.float32(keys.gripper_to_wire(obs.gripper_width, _max_width(profile)))
     if keys.state:
         out[keys.state] = np.concatenate([obs.arm_positions, [grip]]).astype(np.float32)
     if keys.joint_position:
@@ -158,8 +167,11 @@ def observation_to_wire(obs: Observation, keys: KeyMap, guidance: Guidance | Non
     return out
 
 
-def wire_to_observation(data: Mapping[str, Any], keys: KeyMap) -> tuple[Observation, Guidance | None]:
+def wire_to_observation(data: Mapping[str, Any], keys: KeyMap,
+                        profile: RobotProfile | None = None) -> tuple[Observation, Guidance | None]:
     """Server side: an observation dict (as `observation_to_wire` makes it) -> Observation + guidance.
+
+    `profile` is the robot (arm joint count, gripper range; default profile when None).
 
     Raises PolicyError("bad_observation") naming the missing/bad key.
     """
@@ -168,16 +180,18 @@ def wire_to_observation(data: Mapping[str, Any], keys: KeyMap) -> tuple[Observat
             raise PolicyError("bad_observation", f"observation lacks key '{key}' (has {sorted(data)})")
         return data[key]
 
+    profile = profile or load_robot_profile()
+    n, max_width = len(profile.joints), _max_width(profile)
     try:
         if keys.state:
             state = np.asarray(get(keys.state), dtype=np.float64).reshape(-1)
-            if state.size < 8:
-                raise PolicyError("bad_observation", f"'{keys.state}' must hold 7 joints + gripper, got {state.size} values")
-            arm, grip = state[:7], float(state[7])
+            if state.size < n + 1:
+                raise PolicyError("bad_observation", f"'{keys.state}' must hold {n} joints + gripper, got {state.size} values")
+            arm, grip = state[:n], float(state[n])
         else:
             arm = np.asarray(get(keys.joint_position), dtype=np.float64).reshape(-1)
             grip = float(np.asarray(get(keys.gripper_position)).reshape(-1)[0])
-        width = float(keys.gripper_from_wire(np.array(grip)))
+        width = float(keys.gripper_from_wire(np.array(grip), max_width))
         if "vla_stack/gripper_width" in data:
             width = float(data["vla_stack/gripper_width"])
         images = {}
@@ -209,8 +223,11 @@ def wire_to_observation(data: Mapping[str, Any], keys: KeyMap) -> tuple[Observat
 
 
 def actions_from_wire(reply: Mapping[str, Any], keys: KeyMap, obs: Observation, horizon: int,
-                      control_period: float) -> np.ndarray:
-    """A server reply -> (horizon, 8) absolute actions (arm rad, gripper width m).
+                      control_period: float, profile: RobotProfile | None = None) -> np.ndarray:
+    """A server reply -> (horizon, n + 1) absolute actions (n arm joints rad, gripper width m).
+
+    n is the observation's number of arm joints; `profile` gives the gripper range (default
+    profile when None).
 
     Longer chunks are truncated, shorter ones padded with their last action. Delta and
     velocity actions are integrated from the observation's arm positions.
@@ -222,22 +239,23 @@ def actions_from_wire(reply: Mapping[str, Any], keys: KeyMap, obs: Observation, 
     raw = np.asarray(reply[keys.actions], dtype=np.float64)
     if raw.ndim == 1:
         raw = raw[None, :]
-    if raw.ndim != 2 or raw.shape[0] < 1 or raw.shape[1] < 7:
-        raise PolicyError("bad_reply", f"'{keys.actions}' must be (H, >=7), got shape {raw.shape}")
+    n = obs.arm_positions.size
+    if raw.ndim != 2 or raw.shape[0] < 1 or raw.shape[1] < n:
+        raise PolicyError("bad_reply", f"'{keys.actions}' must be (H, >={n}), got shape {raw.shape}")
     if not np.all(np.isfinite(raw)):
         raise PolicyError("bad_reply", f"'{keys.actions}' contains NaN/inf")
     raw = raw[:horizon]
-    arm = raw[:, :7]
+    arm = raw[:, :n]
     if keys.action_mode == "delta":
         arm = obs.arm_positions + arm
     elif keys.action_mode == "velocity":
         arm = obs.arm_positions + np.cumsum(arm, axis=0) * control_period
-    out = np.empty((raw.shape[0], 8))
-    out[:, :7] = arm
+    out = np.empty((raw.shape[0], n + 1))
+    out[:, :n] = arm
     if 0 <= keys.gripper_index < raw.shape[1]:
-        out[:, 7] = keys.gripper_from_wire(raw[:, keys.gripper_index])
+        out[:, n] = keys.gripper_from_wire(raw[:, keys.gripper_index], _max_width(profile))
     else:
-        out[:, 7] = obs.gripper_width
+        out[:, n] = obs.gripper_width
     if out.shape[0] < horizon:  # pad with the last target: hold it
         out = np.vstack([out, np.repeat(out[-1:], horizon - out.shape[0], axis=0)])
     return out
