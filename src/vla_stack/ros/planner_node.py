@@ -393,6 +393,8 @@ class PlannerNode(Node):
             return
         self._latent, self._latent_key = vec, short
         with self._pub_lock:
+            if self._stop.is_set():  # stopping: the context may be gone once stop() returned
+                return
             self.latent_pub.publish(numpy_to_float32_array(vec, ["latent"]))
 
     # ------------------------------------------------------------------ publishing
@@ -403,6 +405,8 @@ class PlannerNode(Node):
 
     def _publish(self, force: bool) -> None:
         with self._pub_lock:
+            if self._stop.is_set():  # stopping: the context may be gone once stop() returned
+                return
             version = self.planner.version
             if not force and version == self._published_version:
                 return
@@ -432,9 +436,12 @@ class PlannerNode(Node):
         return diagnostics_msg("planner", level, message, values, ros_seconds(self))
 
     def stop(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker thread. Once this returns nothing publishes any more (the flag is checked
+        under the publish lock), even if the worker is still inside a long model call."""
         self._stop.set()
         self._wake.set()
+        with self._pub_lock:  # waits for a publish in flight
+            pass
         self._worker.join(timeout=2.0)
 
 
