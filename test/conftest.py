@@ -83,15 +83,16 @@ class NodeProcess:
 
 @pytest.fixture
 def start_node(ros_env) -> Iterator[Callable[..., NodeProcess]]:
-    """Factory: start_node(executable, name=None, params=None, param_files=(), remaps=None, args=()).
+    """Factory: start_node(executable, name=None, params=None, param_files=(), remaps=None, args=(), env=None).
 
-    Starts the node exactly as `vla-stack up` / `ros2 run` would; stops all started nodes at teardown.
+    Starts the node exactly as `vla-stack up` / `ros2 run` would (`env`: extra environment variables);
+    stops all started nodes at teardown.
     """
     from vla_stack.bringup import ManagedProcess, NodeSpec, node_command
 
     started: list[NodeProcess] = []
 
-    def factory(executable, name=None, params=None, param_files=(), remaps=None, args=(), echo=False):
+    def factory(executable, name=None, params=None, param_files=(), remaps=None, args=(), echo=False, env=None):
         params = dict(params or {})
         if executable == "planner_node":
             params.setdefault("resume_file", "")  # tests share a ROS domain: never resume another test's task
@@ -100,7 +101,7 @@ def start_node(ros_env) -> Iterator[Callable[..., NodeProcess]]:
             overrides=dict(params or {}), remappings=dict(remaps or {}), arguments=tuple(args),
         )
         sink = (lambda line: print(line, flush=True)) if echo else (lambda line: None)
-        managed = ManagedProcess(spec, node_command(spec), ros_env, sink)
+        managed = ManagedProcess(spec, node_command(spec), {**ros_env, **(env or {})}, sink)
         managed.start()
         proc = NodeProcess(managed)
         started.append(proc)
