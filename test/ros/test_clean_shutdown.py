@@ -19,6 +19,8 @@ at different moments, all nodes of a round at once so the rounds overlap their s
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import signal
 import subprocess
 import time
@@ -29,6 +31,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import ListParameters
 from std_msgs.msg import String
 
+from vla_stack.bringup import executable_path
 from vla_stack.paths import config_path
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import diagnostics_to_dict
@@ -56,10 +59,23 @@ def node_table(tmp: Path) -> dict[str, tuple[str, str, dict]]:
     }
 
 
-def start_all(start_node, tmp: Path, names=None) -> dict:
+def runnable(executable: str) -> bool:
+    """False when the installed console script imports a module this checkout does not have (a venv
+    shared with a branch that moved the node: e.g. scripted_pick_node into vla_stack.lab)."""
+    script = executable_path(executable)[-1]
+    match = re.search(r"^from (\S+) import main", Path(script).read_text(errors="replace"), re.M) if Path(script).is_file() else None
+    if match is None:
+        return True
+    try:
+        return importlib.util.find_spec(match.group(1)) is not None
+    except ModuleNotFoundError:  # its package is missing
+        return False
+
+
+def start_all(start_node, tmp: Path) -> dict:
     procs = {}
     for name, (exe, param_file, params) in node_table(tmp).items():
-        if names is None or name in names:
+        if runnable(exe):
             files = [config_path(param_file)] if param_file else []
             procs[name] = start_node(exe, name=name, param_files=files, params=params)
     return procs

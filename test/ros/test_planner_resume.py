@@ -74,11 +74,10 @@ def test_resume_only_the_same_run_and_only_when_confirmed(start_node, ros_node, 
     for p in (other, held, auto):
         assert ros_node.wait_until(p.model_ready, timeout=180), p.proc.text()[-3000:]
 
-    # ---- same run + resume_autostart: planned at once
+    # ---- same run + resume_autostart: planned at once (and the time by which a resumed task is planned)
     assert ros_node.wait_until(lambda: len(auto.subtasks) > 0, timeout=60), auto.proc.text()[-3000:]
     first = Subtask.from_json(auto.subtasks[-1].data)
     assert first.skill == "pick" and first.status == "active", first
-    assert "resume_autostart: true" in auto.proc.text()
 
     # ---- another run's task: dropped, the file removed, nothing planned
     assert other.more_statuses() and held.more_statuses()
@@ -94,6 +93,8 @@ def test_resume_only_the_same_run_and_only_when_confirmed(start_node, ros_node, 
     assert s["level"] == "WARN" and "/held/planner_node/confirm_resume" in s["message"], s
     assert held_file.exists()  # kept until the task ends or is dropped (another restart still finds it)
     assert "waiting for confirmation" in held.proc.text(), held.proc.text()[-3000:]
+
+    assert "resume_autostart: true" in auto.proc.text(), auto.proc.text()[-3000:]
 
     client = ros_node.node.create_client(Trigger, "/held/planner_node/confirm_resume")
     assert client.wait_for_service(timeout_sec=30)
