@@ -10,9 +10,11 @@ at different moments, all nodes of a round at once so the rounds overlap their s
    the context down under the constructor: every node died with `RCLError: error creating node`.
 2. up and busy, SIGINT twice (the second one arrives while the node is stopping): the sim stepping
    and publishing, the safety controller running its 250 Hz loop on the sim's clock, the planner
-   signalled while its worker plans an instruction, so the worker publishes its result after the
-   main thread started stopping: on the old code the context was already shut down and the worker
-   died with `RCLError: Failed to publish: publisher's context is invalid`.
+   signalled as soon as its status shows the plan, i.e. while its worker computes the plan's latent
+   and is about to publish it (deterministic: the embedding takes tens to hundreds of ms). On the old
+   code the context was shut down under the worker (`RCLError: Failed to publish: publisher's
+   context is invalid`), the second SIGINT aborted the planner (`terminate called without an active
+   exception`, exit -6) and killed other nodes mid-shutdown (exit -2).
 
 "Up" means the node answers its parameter service, i.e. it is built and its executor spins.
 """

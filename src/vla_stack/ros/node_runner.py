@@ -40,12 +40,13 @@ THREAD_GRACE = 2.0
 class StopSignal:
     """SIGINT / SIGTERM handlers that only record the request (see the module docstring)."""
 
-    def __init__(self, logger_name: str = "node_runner") -> None:
+    def __init__(self, node_name: str = "node_runner") -> None:
         self.event = threading.Event()
         self.signal_name = ""
-        self._logger_name = logger_name
+        self.node_name = node_name  # shown in the "already stopping" line
 
     def install(self) -> None:
+        """Replace the handlers of SIGINT and SIGTERM (main thread only); they stay until the process ends."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
@@ -53,7 +54,7 @@ class StopSignal:
         name = signal.Signals(signum).name
         if self.event.is_set():
             # runs in the main thread between bytecodes: print, don't touch rclpy's logging locks
-            print(f"[{self._logger_name}] {name} received while already stopping ({self.signal_name}); "
+            print(f"[{self.node_name}] {name} received while already stopping ({self.signal_name}); "
                   "still stopping", file=sys.stderr, flush=True)
             return
         self.signal_name = name
@@ -102,7 +103,7 @@ def spin_node(
             log.fatal(f"cannot start: {exc}")
             return 2
         log = node.get_logger()
-        stop_signal._logger_name = node.get_name()
+        stop_signal.node_name = node.get_name()
         executor = executor_factory() if executor_factory is not None else SingleThreadedExecutor()
         executor.add_node(node)
         while rclpy.ok() and not stop_signal.is_set():
