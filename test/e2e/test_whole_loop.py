@@ -9,10 +9,10 @@ restarts processes; it judges from the simulator's ground truth and the joint st
 - a garbage instruction is reported on planner/status and nothing moves;
 - "not that one" mid-episode excludes the grounded mug: grounding stops targeting it;
 - killing the action expert, then the planner, mid-task leaves the arm holding inside its joint
-  limits; restarting each resumes the task (the restarted planner, same run and resume_autostart as
-  for a respawn, resumes it from its resume file
-  and the expert drives the arm again). Completing the episode after the restarts depends on the
-  policy's grasp and is measured by `vla-stack demo`, not asserted here.
+  limits; restarting each resumes the task (the restarted planner resumes it from its resume file:
+  same run, and resume_autostart as a profile sets it for respawns; the expert drives the arm again).
+  Completing the episode after the restarts depends on the policy's grasp and is measured by
+  `vla-stack demo`, not asserted here.
 """
 
 from __future__ import annotations
