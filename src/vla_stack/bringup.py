@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,17 @@ def localhost_dds_environment() -> dict[str, str]:
     }
 
 
+RUN_ID_ENV = "VLA_STACK_RUN_ID"
+"""Environment variable naming one bring-up (`vla-stack up`, `ros2 launch`, the demo): set once per
+bring-up, shared by every node and kept across respawns. The planner resumes a saved task only
+when it was saved under the same run id (see planner_node `resume_file`)."""
+
+
+def new_run_id() -> str:
+    """A fresh bring-up id: UTC start time (readable in logs) + random suffix (unique)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
 def stack_environment(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for stack processes: `base` (default os.environ) plus defaults it lacks.
 
@@ -346,6 +358,8 @@ class ProcessGroup:
         self.env = stack_environment(merged)
         for key, value in (env or {}).items():
             self.env[key] = value
+        # one id per bring-up (a new one even if the calling shell has one), unless `env` names it
+        self.env[RUN_ID_ENV] = str((env or {}).get(RUN_ID_ENV) or new_run_id())
         specs = [n for n in profile.nodes if only is None or n.name in only]
         self.processes = [
             ManagedProcess(s, node_command(s, namespace, use_sim_time), {**self.env, **s.process_environment()}, self.sink)

@@ -8,7 +8,7 @@ install); nothing else in the package imports this module.
 
 from __future__ import annotations
 
-from vla_stack.bringup import PACKAGE, NodeSpec, load_profile
+from vla_stack.bringup import PACKAGE, RUN_ID_ENV, NodeSpec, load_profile, new_run_id
 
 
 def node_kwargs(spec: NodeSpec) -> dict:
@@ -48,6 +48,8 @@ def profile_launch_description(profile_name: str):
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (simulation time)"),
     ]
     actions += [SetEnvironmentVariable(k, v) for k, v in profile.environment.items()]
+    # one run id per `ros2 launch` (respawned nodes keep it): the planner resumes only this run's task
+    actions.append(SetEnvironmentVariable(RUN_ID_ENV, new_run_id()))
     for spec in profile.nodes:
         kwargs = node_kwargs(spec)
         if "use_sim_time" not in spec.overrides:  # a profile that fixes it (sim nodes) wins

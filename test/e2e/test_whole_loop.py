@@ -11,9 +11,10 @@ restarts processes; it judges from the simulator's ground truth and the joint st
 - a garbage instruction is reported on planner/status and nothing moves;
 - "not that one" mid-episode excludes the grounded mug: grounding stops targeting it;
 - killing the action expert, then the planner, mid-task leaves the arm holding inside its joint
-  limits; restarting each resumes the task (the restarted planner resumes it from its resume file
-  and the expert drives the arm again). Completing the episode after the restarts depends on the
-  policy's grasp and is measured by `vla-stack demo`, not asserted here.
+  limits; restarting each resumes the task (the restarted planner resumes it from its resume file:
+  same run, and resume_autostart as a profile sets it for respawns; the expert drives the arm again).
+  Completing the episode after the restarts depends on the policy's grasp and is measured by
+  `vla-stack demo`, not asserted here.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def stack(tmp_path_factory):
     lines: list[str] = []
     try:
         group = start_stack(observer, "personal", args, tmp / "personal_objects", lines.append,
-                            extra_overrides={"planner_node": {"resume_file": str(tmp / "planner_task.json")}})
+                            extra_overrides={"planner_node": {"resume_file": str(tmp / "planner_task.json"),
+                                                             # the restart below stands for a respawn (same run)
+                                                             "resume_autostart": True}})
         yield observer, group, args, tmp
     finally:
         observer.close(10.0)

@@ -193,3 +193,27 @@ def test_shipped_parameter_files_apply_under_any_namespace():
                 keys = {str(k) for k in yaml.safe_load(path.read_text())}
                 assert f"/**/{spec.name}" in keys, f"profile {name}: {path.name} has no section for node {spec.name}"
                 assert node_parameters(path, spec.name)
+
+
+def test_every_bring_up_gets_its_own_run_id_shared_by_its_nodes(monkeypatch):
+    """The planner resumes only a task of the same run (VLA_STACK_RUN_ID): each `vla-stack up` /
+    demo bring-up (ProcessGroup) and each `ros2 launch` gets a fresh id, even when the calling shell
+    still has one exported; every node and every respawn of a bring-up share it."""
+    from vla_stack.bringup import RUN_ID_ENV, ProcessGroup
+
+    monkeypatch.setenv(RUN_ID_ENV, "stale-from-the-shell")
+    profile = load_profile("sim")
+    first, second = ProcessGroup(profile), ProcessGroup(profile)
+    ids = {first.env[RUN_ID_ENV], second.env[RUN_ID_ENV]}
+    assert len(ids) == 2 and "stale-from-the-shell" not in ids and "" not in ids
+    assert {p.env[RUN_ID_ENV] for p in first.processes} == {first.env[RUN_ID_ENV]}  # respawns reuse p.env
+    assert ProcessGroup(profile, env={RUN_ID_ENV: "given"}).env[RUN_ID_ENV] == "given"
+
+    # ros2 launch: one SetEnvironmentVariable(VLA_STACK_RUN_ID, <fresh id>) per launch description
+    _fake_launch_modules(monkeypatch)
+    from vla_stack.launch_helpers import profile_launch_description
+
+    def launch_run_id() -> str:
+        return next(a.args[1] for a in profile_launch_description("sim") if getattr(a, "args", ())[:1] == (RUN_ID_ENV,))
+
+    assert launch_run_id() != launch_run_id()

@@ -253,6 +253,9 @@ SAFETY_RESET = Service(
     "safety/estop topic)",
 )
 PLANNER_RESET = Service("~/reset", Trigger, "planner_node", "forget the task, plan, memory and exclusions (new episode)")
+PLANNER_CONFIRM_RESUME = Service(
+    "~/confirm_resume", Trigger, "planner_node",
+    "start the task saved by this bring-up before a planner restart (held until confirmed; see resume_autostart)")
 GROUNDING_RESET = Service(
     "~/reset", Trigger, "grounding_node", "forget instruction, tracks, exclusions and place; reload the memory")
 GROUNDING_RELOAD_MEMORY = Service(
@@ -267,6 +270,6 @@ SET_CAMERA_INFO = Service(
     "set_camera_info", SetCameraInfo, "camera_node",
     "store a calibration (served next to the camera_info topic: <camera_info namespace>/set_camera_info)",
 )
-SERVICES = (SAFETY_RESET, PLANNER_RESET, GROUNDING_RESET, GROUNDING_RELOAD_MEMORY, ACTION_EXPERT_RESET,
+SERVICES = (SAFETY_RESET, PLANNER_RESET, PLANNER_CONFIRM_RESUME, GROUNDING_RESET, GROUNDING_RELOAD_MEMORY, ACTION_EXPERT_RESET,
             TACTILE_RESET_REFERENCE, TACTILE_REZERO, SET_CAMERA_INFO)
 """Every service of the stack (sim/reset is a topic: SIM_RESET)."""

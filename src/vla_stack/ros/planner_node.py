@@ -17,11 +17,18 @@ Publishes:
 - `grounding/exclude` (String JSON, latched) when the user says "not that one" and when a new
   task clears the exclusions.
 
-Service `~/reset` (std_srvs/Trigger): forget the task, plan, memory and exclusions (new episode).
+Services (std_srvs/Trigger): `~/reset` forgets the task, plan, memory and exclusions (new
+episode); `~/confirm_resume` starts a task found in the resume file (see below).
 
-Restart: the running task's instruction is kept in `resume_file`; a planner started within
-`resume_window` s of it resumes the task (the monitor sees what is already done, e.g. the object
-in the hand), so killing and restarting the planner mid-task completes the task.
+Restart: the running task's instruction is kept in `resume_file` together with the bring-up's run
+id (environment variable VLA_STACK_RUN_ID, set once per `vla-stack up` / `ros2 launch` / demo and
+kept across respawns). A planner started later considers that task only when it was saved by the
+same run and less than `resume_window` s ago; a task of another run (or from a planner without a
+run id) is dropped, so a new bring-up never picks up an old instruction. Even then it does not move
+the robot on its own: the task waits (reported on planner/status, `resume_pending`) until it is
+confirmed by `~/confirm_resume` or by the instruction being sent again, unless `resume_autostart`
+is true (for profiles that respawn the planner). Once resumed, the monitor sees what is already
+done (e.g. the object in the hand), so a planner killed and restarted mid-task completes the task.
 
 Nothing is published on planner/subtask before the first accepted plan: a garbage instruction
 shows up on planner/status only.
@@ -43,6 +50,7 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 
+from vla_stack.bringup import RUN_ID_ENV
 from vla_stack.core.contracts import encode_exclusion, encode_subtask
 from vla_stack.core.planning import (
     PLANNERS,
@@ -87,6 +95,8 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "resume_file": ("auto", "file the running task is kept in so a restarted planner resumes it ('auto' = "
                     "~/.ros/vla_stack/planner_task_<ROS_DOMAIN_ID>.json, '' = never resume)"),
     "resume_window": (120.0, "a task saved longer ago than this (wall clock, s) is not resumed"),
+    "resume_autostart": (False, "a task saved by this same run (VLA_STACK_RUN_ID) resumes without confirmation "
+                         "(for respawns); false = it waits for ~/confirm_resume or the instruction again"),
     "tactile_sensors": (["left", "right"], "fingertip pads: subscribes tactile/<pad>/force (WrenchStamped, z = normal force)"),
     "topics.instruction": (itf.INSTRUCTION.name, "instruction input (String)"),
     "topics.feedback": (itf.FEEDBACK.name, "feedback / interjection input (String)"),
@@ -184,9 +194,14 @@ class PlannerNode(Node):
         self._worker = threading.Thread(target=self._work, name="planner-worker", daemon=True)
         self._worker.start()
         self.create_service(itf.PLANNER_RESET.srv_type, itf.PLANNER_RESET.name, self._on_reset)
+        self.create_service(itf.PLANNER_CONFIRM_RESUME.srv_type, itf.PLANNER_CONFIRM_RESUME.name, self._on_confirm_resume)
+        self.confirm_service = self.resolve_service_name(itf.PLANNER_CONFIRM_RESUME.name)  # full name, for log lines
         self.resume_path = self._resume_path(str(values["resume_file"]))
         self.resume_window = self._bounded(values, "resume_window", 0.0, 86400.0, 120.0)
+        self.resume_autostart = bool(values["resume_autostart"])
+        self.run_id = os.environ.get(RUN_ID_ENV, "").strip()
         self._saved_task = ""
+        self._pending_resume = ""  # a saved task of this run waiting for confirmation
         self._resume_task()
         self.create_timer(step_period, self._on_step)
         self.create_timer(self.publish_period, self._on_publish_timer)
@@ -227,38 +242,78 @@ class PlannerNode(Node):
         return Path(value).expanduser()
 
     def _resume_task(self) -> None:
-        """A task running when the previous planner process died is started again (the monitor then
-        sees what is already done, e.g. the object already in the hand)."""
+        """Look at the task saved by a previous planner process (see the module docstring): drop it
+        unless it belongs to this run and is recent; then resume it (`resume_autostart`) or hold it
+        until it is confirmed. The monitor then sees what is already done (e.g. the object in the hand)."""
         path = self.resume_path
         if path is None or not path.is_file():
             return
+        log = self.get_logger()
         try:
             data = json.loads(path.read_text())
             text, saved = str(data["instruction"]), float(data["wall_time"])
+            saved_run = str(data.get("run_id", ""))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.get_logger().warning(f"ignoring the saved task in {path}: {exc}")
+            log.warning(f"ignoring the saved task in {path}: {exc}")
             return
         age = time.time() - saved
-        if not text or age > self.resume_window:
-            self.get_logger().info(f"saved task {text!r} is {age:.0f} s old (resume_window {self.resume_window:g} s): not resumed")
+        found = f"found saved task {text!r} in {path} ({age:.0f} s old, run {saved_run or 'unknown'})"
+        if not self.run_id:
+            log.warning(f"{found}: not resumed, this planner has no run id ({RUN_ID_ENV} unset: started outside "
+                        "`vla-stack up` / `ros2 launch`), so the task may belong to an earlier bring-up; send the "
+                        "instruction again to run it")
             self._forget_task()
             return
-        self.get_logger().warning(f"resuming {text!r}, which was running {age:.0f} s ago when the planner stopped")
+        if saved_run != self.run_id:
+            log.warning(f"{found}: not resumed, it belongs to another bring-up (this run is {self.run_id}); "
+                        "send the instruction again to run it")
+            self._forget_task()
+            return
+        if not text or age > self.resume_window:
+            log.info(f"{found}: not resumed, older than resume_window ({self.resume_window:g} s)")
+            self._forget_task()
+            return
+        self._saved_task = text  # the file stays until the task ends or is dropped
+        if self.resume_autostart:
+            log.warning(f"{found}: resuming it (same run, resume_autostart: true)")
+            self._start_resumed(text)
+            return
+        self._pending_resume = text
+        log.warning(f"{found}: same run, waiting for confirmation before moving. To resume it: "
+                    f"`ros2 service call {self.confirm_service} std_srvs/srv/Trigger` or send the instruction "
+                    "again (a different instruction drops it; resume_autostart: true skips the confirmation)")
+
+    def _start_resumed(self, text: str) -> None:
+        self._pending_resume = ""
         self.planner.on_instruction(text)
         self._wake.set()
+
+    def _on_confirm_resume(self, request, response):
+        """Start the saved task held since start-up (std_srvs/Trigger; fails when there is none)."""
+        text = self._pending_resume
+        if not text:
+            response.success = False
+            response.message = "no saved task is waiting for confirmation"
+            return response
+        self.get_logger().warning(f"resume of {text!r} confirmed by {self.confirm_service}: resuming it")
+        self._start_resumed(text)
+        self._publish_if_changed()
+        response.success = True
+        response.message = f"resuming {text!r}"
+        return response
 
     def _save_task(self) -> None:
         path = self.resume_path
         if path is None:
             return
         running = self.planner.state in ("grounding", "planning", "executing") and self.planner.instruction
-        text = self.planner.instruction if running else ""
+        text = self.planner.instruction if running else self._pending_resume  # a held task stays saved
         if text == self._saved_task:
             return
         try:
             if text:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps({"instruction": text, "wall_time": time.time()}))
+                path.write_text(json.dumps({"instruction": text, "wall_time": time.time(), "run_id": self.run_id}))
             else:
                 path.unlink(missing_ok=True)
             self._saved_task = text
@@ -270,6 +325,7 @@ class PlannerNode(Node):
         if self.resume_path is not None:
             self.resume_path.unlink(missing_ok=True)
         self._saved_task = ""
+        self._pending_resume = ""
 
     def _on_reset(self, request, response):
         """Forget the task, the plan, the memory of completed tasks and the exclusions (a new episode)."""
@@ -290,6 +346,11 @@ class PlannerNode(Node):
     # ------------------------------------------------------------------ callbacks (fast)
     def _on_instruction(self, msg) -> None:
         self.get_logger().info(f"instruction: {msg.data[:120]!r}")
+        if self._pending_resume:
+            same = msg.data.strip() == self._pending_resume.strip()
+            self.get_logger().info(f"saved task {self._pending_resume!r} " + (
+                "confirmed by the same instruction" if same else "dropped: a new instruction replaces it"))
+            self._pending_resume = ""
         self.planner.on_instruction(msg.data)
         self._after_input()
 
@@ -401,6 +462,8 @@ class PlannerNode(Node):
             return
         self._latent, self._latent_key = vec, short
         with self._pub_lock:
+            if self._stop.is_set():  # stopping: the context may be gone once stop() returned
+                return
             self.latent_pub.publish(numpy_to_float32_array(vec, ["latent"]))
 
     # ------------------------------------------------------------------ publishing
@@ -411,6 +474,8 @@ class PlannerNode(Node):
 
     def _publish(self, force: bool) -> None:
         with self._pub_lock:
+            if self._stop.is_set():  # stopping: the context may be gone once stop() returned
+                return
             version = self.planner.version
             if not force and version == self._published_version:
                 return
@@ -437,12 +502,20 @@ class PlannerNode(Node):
             elif status.values["state"] in ("idle", "grounding", "planning"):
                 message = f"loading the planner model; {message}"
         values["backend"] = self.backend_name
+        values["resume_pending"] = self._pending_resume
+        if self._pending_resume and status.values["state"] in ("idle", "done", "failed", "rejected"):
+            level = "WARN" if level == "OK" else level
+            message = (f"saved task {self._pending_resume!r} waits for confirmation: call {self.confirm_service} "
+                       f"or send the instruction again; {message}")
         return diagnostics_msg("planner", level, message, values, ros_seconds(self))
 
     def stop(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker thread. Once this returns nothing publishes any more (the flag is checked
+        under the publish lock), even if the worker is still inside a long model call."""
         self._stop.set()
         self._wake.set()
+        with self._pub_lock:  # waits for a publish in flight
+            pass
         self._worker.join(timeout=2.0)
 
 

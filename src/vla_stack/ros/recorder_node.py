@@ -11,11 +11,10 @@ from __future__ import annotations
 import sys
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from vla_stack.core.recording import McapRecording
+from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import declare_parameters
 from vla_stack.ros.record_cli import default_output
 from vla_stack.ros.recorder import TopicRecorder
@@ -58,6 +57,10 @@ class RecorderNode(Node):
         """True once `duration` has passed (never when duration is 0)."""
         return self.duration > 0 and time.monotonic() - self.started >= self.duration
 
+    def stop(self) -> None:
+        """Called by `spin_node` on shutdown: finish the file."""
+        self.finish()
+
     def finish(self) -> None:
         """Close the file and log the summary."""
         summary = self.recording.close()
@@ -67,20 +70,7 @@ class RecorderNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run vla_stack recorder_node` / `vla-stack up`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        while rclpy.ok() and not node.done():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.finish()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(RecorderNode, args, until=lambda node: node.done())
 
 
 if __name__ == "__main__":

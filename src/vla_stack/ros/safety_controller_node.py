@@ -45,9 +45,7 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point, Twist
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
@@ -66,6 +64,7 @@ from vla_stack.ros.conversions import (
     numpy_to_float64_array,
     wrench_to_core,
 )
+from vla_stack.ros.node_runner import spin_node
 from vla_stack.ros.params import config_from_parameters, dataclass_parameter_spec, declare_parameters
 
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -481,41 +480,23 @@ class _Ring:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run vla_stack safety_controller_node` / `vla-stack up`."""
+    """Entry point of `ros2 run vla_stack safety_controller_node` / `vla-stack up`.
+
+    Spun by an EventsExecutor through `spin_node` (a `spin_once` loop: EventsExecutor.spin() of
+    rclpy 9.1 does not return on Ctrl-C/SIGTERM); exit code 2 when the configuration is unusable.
+    """
     from rclpy.experimental import EventsExecutor
 
-    from vla_stack.realtime import apply_realtime_priority
-
-    apply_realtime_priority(argv=args)  # SCHED_FIFO for the control loop when the profile asks (before any thread)
-    rclpy.init(args=args)
-    node = None
-    executor = None
-    code = 0
-    try:
-        try:
-            node = SafetyControllerNode()
-        except (ValueError, FileNotFoundError) as exc:
-            rclpy.logging.get_logger("safety_controller").fatal(f"cannot start: {exc}")
-            return 2
-        executor = EventsExecutor()
-        executor.add_node(node)
+    def make() -> SafetyControllerNode:
+        node = SafetyControllerNode()
         # Everything built so far (modules, kinematic models, parameters) lives until exit: move it
         # out of the garbage collector's reach, so a full collection never scans it (one took
         # ~28 ms here, i.e. several missed control periods); the control loop allocates little.
         gc.collect()
         gc.freeze()
-        # spin_once in a loop: EventsExecutor.spin() of rclpy 9.1 does not return on Ctrl-C/SIGTERM
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+        return node
+
+    return spin_node(make, args, executor_factory=EventsExecutor, fatal_errors=(ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":
