@@ -21,6 +21,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from vla_stack.bringup import RUN_ID_ENV
+from vla_stack.core.contracts import parse_subtask
 from vla_stack.core.planning.skills import Subtask
 from vla_stack.paths import config_path
 from vla_stack.ros import interfaces as itf
@@ -76,7 +77,7 @@ def test_resume_only_the_same_run_and_only_when_confirmed(start_node, ros_node, 
 
     # ---- same run + resume_autostart: planned at once (and the time by which a resumed task is planned)
     assert ros_node.wait_until(lambda: len(auto.subtasks) > 0, timeout=60), auto.proc.text()[-3000:]
-    first = Subtask.from_json(auto.subtasks[-1].data)
+    first = Subtask.from_message(parse_subtask(auto.subtasks[-1].data))
     assert first.skill == "pick" and first.status == "active", first
 
     # ---- another run's task: dropped, the file removed, nothing planned
@@ -102,7 +103,7 @@ def test_resume_only_the_same_run_and_only_when_confirmed(start_node, ros_node, 
     assert ros_node.wait_until(future.done, timeout=30)
     assert future.result().success and TASK in future.result().message, future.result()
     assert ros_node.wait_until(lambda: len(held.subtasks) > 0, timeout=60), held.proc.text()[-3000:]
-    assert Subtask.from_json(held.subtasks[-1].data).skill == "pick"
+    assert Subtask.from_message(parse_subtask(held.subtasks[-1].data)).skill == "pick"
     assert held.status()["values"]["resume_pending"] == ""
     # nothing left to confirm
     future = client.call_async(Trigger.Request())
