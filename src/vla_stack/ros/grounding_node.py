@@ -343,7 +343,8 @@ class GroundingNode(Node):
         except ContractError as exc:
             self.get_logger().warning(f"grounding/enroll rejected: {exc} (need JSON name, category, images)")
             return
-        self.scheduler.enroll(req.name, req.category, list(req.images), list(req.aliases), req.overwrite)
+        self.scheduler.enroll(req.name, req.category, list(req.images), list(req.aliases), req.overwrite,
+                              list(req.not_mine))
 
     def _on_reset(self, request, response):
         """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""

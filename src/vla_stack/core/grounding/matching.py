@@ -113,21 +113,26 @@ class ObjectRule:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (see `from_dict`)."""
-        d = asdict(self)
-        d["hardest_negative"] = [self.hardest_negative[0], self.hardest_negative[1]]
+        d = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        hn = self.hardest_negative[1]
+        d["hardest_negative"] = [self.hardest_negative[0], hn if np.isfinite(hn) else None]
         d["warnings"] = list(self.warnings)
-        return d
+        return d  # strict JSON: unknown rates (NaN) are null
 
     @classmethod
     def from_dict(cls, data: dict) -> ObjectRule:
         """Inverse of `to_dict`; ValueError (with the reason) on a malformed dict."""
+        def rate(key: str) -> float:
+            v = data.get(key)
+            return float("nan") if v is None else float(v)
+
         try:
             hn = data.get("hardest_negative") or ("", float("nan"))
             return cls(
                 float(data["accept_threshold"]), float(data["confident_threshold"]), float(data["margin"]),
                 str(data["embedder_version"]), int(data["top_k"]), int(data.get("rule_version", 0)),
-                float(data.get("true_accept_rate", "nan")), float(data.get("false_accept_rate", "nan")),
-                float(data.get("ambiguous_rate", "nan")), int(data.get("positives", 0)), int(data.get("negatives", 0)),
+                rate("true_accept_rate"), rate("false_accept_rate"), rate("ambiguous_rate"),
+                int(data.get("positives", 0)), int(data.get("negatives", 0)),
                 (str(hn[0]), float(hn[1]) if hn[1] is not None else float("nan")),
                 tuple(str(w) for w in data.get("warnings", ())),
             )

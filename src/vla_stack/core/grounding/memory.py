@@ -226,12 +226,6 @@ def _sharpness(crop: ObjectCrop) -> float:
     return float(cv2.Laplacian(g, cv2.CV_32F).var())
 
 
-def _thumbnail(crop: ObjectCrop) -> np.ndarray:
-    import cv2
-
-    return cv2.GaussianBlur(cv2.resize(crop.rgb, (32, 32), interpolation=cv2.INTER_AREA), (0, 0), 1.0).astype(np.float32)
-
-
 BLACK_LEVEL = 12.0
 """Mean grey level (0..255) of the object pixels below which a reference is black."""
 BLANK_STD = 2.0
@@ -240,15 +234,16 @@ BLUR_RATIO = 0.2
 """A reference whose sharpness is below this fraction of the median of the others is blurred."""
 MIN_SHARPNESS = 2.0
 """Sharpness (variance of the Laplacian at 96 px) below which a reference is out of focus on its own."""
-DUPLICATE_LEVELS = 1.5
-"""Two references whose 32x32 thumbnails differ by less than this mean grey level are the same photo."""
+DUPLICATE_LEVELS = 0.5
+"""Two reference crops of the same size that differ by less than this mean level (0..255) are the
+same photo (even two shots from one spot differ by their sensor noise, ~2 levels; views of a
+symmetric object from different sides are not refused)."""
 
 
 def check_reference_quality(crops: Sequence[ObjectCrop]) -> None:
     """ValueError, saying which reference and what to do, for a black, blank, blurred or
     duplicate reference crop (see the module constants for the levels)."""
     sharp = [_sharpness(c) for c in crops]
-    thumbs = [_thumbnail(c) for c in crops]
     for i, c in enumerate(crops):
         grey = c.rgb.astype(np.float32).mean(axis=2)
         level = float(grey[c.mask].mean()) if c.mask.any() else float(grey.mean())
@@ -265,7 +260,9 @@ def check_reference_quality(crops: Sequence[ObjectCrop]) -> None:
             raise ValueError(f"reference {i} is blurred (sharpness {sharp[i]:.1f}, the others {np.median(rest):.1f}): "
                              "take it again, in focus")
         for j in range(i):
-            if float(np.abs(thumbs[i] - thumbs[j]).mean()) < DUPLICATE_LEVELS:
+            other = crops[j]
+            if (other.rgb.shape == c.rgb.shape and np.array_equal(other.mask, c.mask)
+                    and float(np.abs(other.rgb.astype(np.float32) - c.rgb.astype(np.float32)).mean()) < DUPLICATE_LEVELS):
                 raise ValueError(f"reference {i} is a duplicate of reference {j}: give views of the object from "
                                  "different sides")
 
