@@ -278,6 +278,8 @@ def test_an_identical_enrolled_object_is_not_used_as_a_negative_when_rederiving(
         r = mem.decision_rule("my_mug", embedder)
     assert "'my_mug_copy' scores like this object's own views" in caplog.text
     assert r.accept_threshold < 1.0 and r.true_accept_rate > 0.5
+    rep = derive_rule(mem.get("my_mug").crops, embedder, others={"my_mug_copy": mem.reference_embeddings("my_mug_copy", embedder)})
+    assert [n for n, _ in rep.identical] == ["my_mug_copy"] and "my_mug_copy" not in rep.negative_scores
 
 
 def test_no_look_alikes_available_is_said_plainly(tmp_path, embedder):
