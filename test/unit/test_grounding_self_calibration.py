@@ -235,6 +235,10 @@ def test_enrolment_refuses_black_blurred_and_duplicate_photos(tmp_path, embedder
     black[2] = (black[2] * 0.02).astype(np.uint8)
     with pytest.raises(ValueError, match="reference 2 is black"):
         mem.enroll("a", black, "cup", embedder, masks=masks, self_calibrate=True)
+    blank = [v.copy() for v in views]
+    blank[3][:] = 128
+    with pytest.raises(ValueError, match="reference 3 is blank"):
+        mem.enroll("a", blank, "cup", embedder, masks=masks, self_calibrate=True)
     blurred = [v.copy() for v in views]
     blurred[1] = cv2.GaussianBlur(blurred[1], (0, 0), 3.0)
     with pytest.raises(ValueError, match="reference 1 is blurred"):

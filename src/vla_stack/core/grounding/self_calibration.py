@@ -335,7 +335,7 @@ def derive_rule(
                  if k != "held-out view" and float(np.median(pos[kind_arr == k])) < midpoint}
     core = pos[~np.isin(kind_arr, list(sensitive))]
     floor = float(min(1.0, max(calibrate_threshold(pos, neg, max_false_accept), float(np.quantile(core, own_quantile)))))
-    conf = float(min(1.0, max(floor, float(np.quantile(pos, LONE_QUANTILE)))))
+    conf = float(min(1.0, max(floor, float(np.quantile(core, LONE_QUANTILE)))))
     # the object beside each look-alike: pairs (positive, negative)
     p_col, n_row = pos[:, None], neg[None, :]
     accepted_alone = p_col >= floor
