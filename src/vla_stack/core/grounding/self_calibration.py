@@ -321,12 +321,12 @@ def derive_rule(
                           hardest_negative=_hardest(negatives), warnings=tuple(warnings))
         return CalibrationReport(rule, pos, negatives, identical, now() - t0)
 
-    # never below the low end of its own views: a look-alike unlike every generated variant
-    # (another print altogether) must still score like the object to pass
-    # Variations the embedder moves more than halfway from the object's own held-out views
-    # towards the look-alikes ("sensitive" kinds, e.g. white balance for a colour-blind-to-
-    # constancy descriptor) cannot be told from a look-alike: they do not pull the floor down
-    # (they are reported, and counted in the true-accept rate).
+    # The floor is never below the low end of the object's own views: a look-alike unlike every
+    # generated variant (another print altogether) must still score like the object to pass.
+    # Variations the embedder moves more than halfway from the held-out views towards the
+    # look-alikes ("sensitive" kinds, e.g. white balance for a descriptor without colour
+    # constancy) cannot be told from a look-alike: they do not pull the floor down (they are
+    # reported, and counted in the true-accept rate).
     kind_arr = np.asarray(kinds)
     held_out = float(np.median(pos[kind_arr == "held-out view"]))
     bar = float(np.max(neg))
