@@ -108,6 +108,22 @@ def test_a_stale_rule_is_rederived_for_the_new_embedder_with_a_warning(tmp_path,
     assert PersonalObjectMemory(tmp_path).decision_rule("mine", other, top_k=1).top_k == 1
 
 
+def test_a_rule_is_rederived_when_another_object_of_its_category_is_enrolled(tmp_path, embedder, caplog):
+    mem = PersonalObjectMemory(tmp_path)
+    views, masks = refs_of(MINE, n=3)
+    first = mem.enroll("mine", views, "cup", embedder, masks=masks, self_calibrate=True).rule
+    assert first.objects == ()
+    blue, blue_masks = refs_of(BLUE_TWIN, n=3)
+    assert mem.enroll("blue_mug", blue, "cup", embedder, masks=blue_masks, self_calibrate=True).rule.objects == ("mine",)
+    plate, plate_masks = refs_of(GREEN_TWIN, n=3)
+    mem.enroll("plate", plate, "plate", embedder, masks=plate_masks)  # another category: not a negative of a cup
+    with caplog.at_level(logging.INFO):
+        again = PersonalObjectMemory(tmp_path).decision_rule("mine", embedder)
+    assert "enrolled objects changed" in caplog.text
+    assert again.objects == ("blue_mug",) and again.negatives > first.negatives
+    assert PersonalObjectMemory(tmp_path).get("mine").rule == again  # stored
+
+
 def test_a_malformed_stored_rule_is_ignored_and_rederived(tmp_path, embedder, caplog):
     mem = PersonalObjectMemory(tmp_path)
     views, masks = refs_of(MINE, n=3)

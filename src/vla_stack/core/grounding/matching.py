@@ -79,6 +79,8 @@ class ObjectRule:
         hardest_negative: name of the negative that scored highest ("mirrored", "hue+120", an
             object name, "not-mine #0"...) and its score.
         warnings: what the user should know (hard to tell apart, no look-alikes...).
+        objects: names of the other enrolled objects it was derived against (a rule derived
+            before another object of its category was enrolled or removed is out of date).
     """
 
     accept_threshold: float
@@ -94,6 +96,7 @@ class ObjectRule:
     negatives: int = 0
     hardest_negative: tuple[str, float] = ("", float("nan"))
     warnings: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("accept_threshold", "confident_threshold"):
@@ -117,6 +120,7 @@ class ObjectRule:
         hn = self.hardest_negative[1]
         d["hardest_negative"] = [self.hardest_negative[0], hn if np.isfinite(hn) else None]
         d["warnings"] = list(self.warnings)
+        d["objects"] = list(self.objects)
         return d  # strict JSON: unknown rates (NaN) are null
 
     @classmethod
@@ -135,6 +139,7 @@ class ObjectRule:
                 int(data.get("positives", 0)), int(data.get("negatives", 0)),
                 (str(hn[0]), float(hn[1]) if hn[1] is not None else float("nan")),
                 tuple(str(w) for w in data.get("warnings", ())),
+                tuple(str(o) for o in data.get("objects", ())),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"malformed per-object decision rule: {exc}") from exc

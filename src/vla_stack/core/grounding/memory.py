@@ -455,29 +455,34 @@ class PersonalObjectMemory:
         """`self_calibration.derive_rule` for `obj` against the other enrolled objects of its category."""
         from vla_stack.core.grounding.self_calibration import derive_rule
 
-        others: dict[str, np.ndarray] = {}
-        for other in self.objects():
-            if other.name == obj.name or other.category != obj.category:
-                continue
-            others[other.name] = self.reference_embeddings(other.name, embedder)
+        others = {name: self.reference_embeddings(name, embedder) for name in self._others(obj)}
         report = derive_rule(obj.crops, embedder, top_k, references=obj.embeddings.get(embedder.version),
                              others=others, not_mine=obj.negatives)
         for w in report.rule.warnings:
             log.warning("personal object '%s': %s", obj.name, w)
         return report
 
+    def _others(self, obj: PersonalObject) -> list[str]:
+        """Names of the other enrolled objects of `obj`'s category (its negatives)."""
+        return [o.name for o in self.objects() if o.name != obj.name and o.category == obj.category]
+
     def decision_rule(self, name: str, embedder: Embedder, top_k: int = 2) -> ObjectRule:
         """The object's own decision rule for `embedder` (decision mode "per_object").
 
         A stored rule made for another embedder version, top-k or derivation version is stale:
         it is re-derived (a warning says so) and stored when the object lives in the writable
-        memory. Other enrolled objects that look identical to it are left out of its negatives
-        (a warning says so) instead of making it unfindable.
+        memory. So is one derived before another object of its category was enrolled or
+        removed (those are its negatives). Other enrolled objects that look identical to it are
+        left out of its negatives (a warning says so) instead of making it unfindable.
         """
         obj = self.get(name)
+        others = sorted(self._others(obj))
         if obj.rule is not None and obj.rule.is_current(embedder.version, top_k):
-            return obj.rule
-        if obj.rule is not None:
+            if list(obj.rule.objects) == others:
+                return obj.rule
+            log.info("the enrolled objects changed since the decision rule of '%s' was derived (%s -> %s): "
+                     "re-deriving it", name, list(obj.rule.objects) or "none", others or "none")
+        elif obj.rule is not None:
             log.warning("the decision rule of '%s' was derived for embedder %s (top-k %d), not %s (top-k %d): "
                         "re-deriving it from its references", name, obj.rule.embedder_version, obj.rule.top_k,
                         embedder.version, top_k)

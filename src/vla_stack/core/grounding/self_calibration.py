@@ -318,7 +318,7 @@ def derive_rule(
         far = float(np.mean(neg_all >= conf)) if neg_all.size else float("nan")
         rule = ObjectRule(floor, conf, min_margin, embedder.version, top_k, true_accept_rate=float(np.mean(pos >= floor)),
                           false_accept_rate=far, ambiguous_rate=0.0, positives=int(pos.size), negatives=int(neg_all.size),
-                          hardest_negative=_hardest(negatives), warnings=tuple(warnings))
+                          hardest_negative=_hardest(negatives), warnings=tuple(warnings), objects=tuple(sorted(others or {})))
         return CalibrationReport(rule, pos, negatives, identical, now() - t0)
 
     # The floor is never below the low end of the object's own views: a look-alike unlike every
@@ -370,5 +370,5 @@ def derive_rule(
                         "accepted (enrol more, sharper views from different sides)")
     rule = ObjectRule(floor, conf, margin, embedder.version, top_k, true_accept_rate=tar, false_accept_rate=far,
                       ambiguous_rate=amb_rate, positives=int(pos.size), negatives=int(neg_all.size), hardest_negative=hardest,
-                      warnings=tuple(warnings))
+                      warnings=tuple(warnings), objects=tuple(sorted(others or {})))
     return CalibrationReport(rule, pos, negatives, identical, now() - t0)
