@@ -22,6 +22,7 @@ EXAMPLES = [
     (c.ExclusionRequest(((0.5, 0.1, 0.04),), 0.05, "panda_link0", "cup", "bring the cup", 12.5, "user: not that one"),
      c.encode_exclusion, c.parse_exclusion),
     (c.EnrollRequest("my_mug", "cup", ("/tmp/a.png", "/tmp/b.png"), ("my cup",), True), c.encode_enroll, c.parse_enroll),
+    (c.EnrollRequest("my_mug", "cup", ("/tmp/a.png",), (), False, ("/tmp/not_mine.png",)), c.encode_enroll, c.parse_enroll),
     (c.SimReset(seed=3, num_mugs=4), c.encode_sim_reset, c.parse_sim_reset),
     (c.SimReset(seed=7), c.encode_sim_reset, c.parse_sim_reset),
 ]
@@ -77,6 +78,7 @@ def test_messages_recorded_before_the_version_field_still_parse():
     (c.parse_enroll, '{"name": "m", "category": "cup", "images": []}', "at least one image"),
     (c.parse_enroll, '{"name": "m", "category": "cup", "images": "a.png"}', "list of strings"),
     (c.parse_enroll, '{"name": "m", "category": "cup", "images": ["a"], "overwrite": "yes"}', "true or false"),
+    (c.parse_enroll, '{"name": "m", "category": "cup", "images": ["a"], "not_mine": "b.png"}', "list of strings"),
     (c.parse_sim_reset, '{"seed": 2.5}', "'seed' must be an integer"),
     (c.parse_ground_truth, '{"seed": 1, "mugs": []}', "needs 'time'"),
     (c.parse_ground_truth, '{"time": 1.0, "seed": 1, "mugs": [{"x": 1}]}', "'mugs' must be a list"),

@@ -52,3 +52,55 @@ def test_enroll_bad_input_exits_2(tmp_path, capsys):
     args = parse(cli.add_enroll_arguments, ["x", str(tmp_path / "missing.png"), "--memory", str(tmp_path)])
     assert cli.enroll_main(args) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def write_views(tmp_path, texture, n=4, prefix="ref", seed=0):
+    """n renders of one cylinder from different sides as PNG files + mask files (cli arguments)."""
+    intr = CameraIntrinsics.from_fovy(128, 128, 40.0)
+    files, masks = [], []
+    for i in range(n):
+        az = 2 * np.pi * i / n + 0.3
+        pos = [0.3 * np.cos(az), 0.3 * np.sin(az), 0.15]
+        rgb, _, lab = render([Cylinder(0, 0, texture=texture)], look_at(pos, [0, 0, 0.045]), intr,
+                             table_color=(40, 90, 50), table_center=(0, 0), table_half=(2, 2), seed=seed + i)
+        f, m = tmp_path / f"{prefix}{i}.png", tmp_path / f"{prefix}{i}_mask.png"
+        cv2.imwrite(str(f), rgb[:, :, ::-1])
+        cv2.imwrite(str(m), (lab == 2).astype(np.uint8) * 255)
+        files.append(str(f))
+        masks += ["--mask", str(m)]
+    return files, masks
+
+
+def test_enroll_reports_the_objects_own_rule_and_takes_not_mine_photos(tmp_path, capsys):
+    files, masks = write_views(tmp_path, dots((220, 210, 200), (170, 60, 40)))
+    others, _ = write_views(tmp_path, dots((220, 210, 200), (40, 60, 170)), n=2, prefix="blue", seed=10)
+    mem = tmp_path / "mem"
+    args = parse(cli.add_enroll_arguments, ["my_mug", *files, *masks, "--memory", str(mem), "--not-mine", *others])
+    assert cli.enroll_main(args) == 0
+    out = capsys.readouterr().out
+    assert "own decision rule" in out and "expected: true accept" in out and "false accept" in out
+    assert "2 'not mine' photos" in out
+    assert "WARNING: hard to tell apart" in out  # the dots print looks the same mirrored / rotated
+    obj = PersonalObjectMemory(mem).get("my_mug")
+    assert obj.rule is not None and len(obj.negatives) == 2
+
+
+def test_enroll_bad_photos_and_identical_objects_exit_2_and_store_nothing(tmp_path, capsys):
+    files, masks = write_views(tmp_path, dots((220, 210, 200), (170, 60, 40)))
+    black = tmp_path / "black.png"
+    cv2.imwrite(str(black), np.zeros((128, 128, 3), np.uint8))
+    mem = tmp_path / "mem"
+    args = parse(cli.add_enroll_arguments, ["my_mug", *files, str(black), "--memory", str(mem)])
+    assert cli.enroll_main(args) == 2
+    assert "is black" in capsys.readouterr().err
+    assert PersonalObjectMemory(mem).names() == []
+    assert cli.enroll_main(parse(cli.add_enroll_arguments, ["my_mug", *files, *masks, "--memory", str(mem)])) == 0
+    capsys.readouterr()
+    again, again_masks = write_views(tmp_path, dots((220, 210, 200), (170, 60, 40)), prefix="again", seed=30)
+    assert cli.enroll_main(parse(cli.add_enroll_arguments, ["copy", *again, *again_masks, "--memory", str(mem)])) == 2
+    assert "looks identical to the enrolled object 'my_mug'" in capsys.readouterr().err
+    assert PersonalObjectMemory(mem).names() == ["my_mug"]
+    # --no-self-calibration: enrolment as before (no checks, no rule)
+    args = parse(cli.add_enroll_arguments, ["copy", *again, *again_masks, "--memory", str(mem), "--no-self-calibration"])
+    assert cli.enroll_main(args) == 0
+    assert PersonalObjectMemory(mem).get("copy").rule is None

@@ -301,3 +301,56 @@ def test_stop_joins_the_worker_and_nothing_is_published_afterwards(memory, scene
 
     idle = GroundingScheduler([GroundingPipeline(GroundingConfig(), memory, detector=ControlledDetector())])
     assert idle.stop(timeout=30)
+
+
+def test_ambiguous_status_carries_every_candidate_with_its_box_and_highlights_nothing(memory):
+    """decision per_object, my mug twice in view: the status says "ambiguous" with the candidates'
+    scores and boxes (what the planner reports and a user can choose from); no highlight, no target."""
+    twins, depth, _ = render([Cylinder(0.48, -0.08, texture=MINE, yaw=0.4), Cylinder(0.48, 0.10, texture=MINE, yaw=0.4)],
+                             CAMERA, INTR, seed=5)
+    cfg = GroundingConfig(matching=MatchConfig(decision="per_object"), redetect_every=0)
+    pipe = GroundingPipeline(cfg, memory, detector=ControlledDetector())
+    runner = SteppedRunner()
+    s = GroundingScheduler([pipe], ["camera"], place=None, status_period=0.2, runner=runner)
+    s.set_instruction(TASK, now=0.0)
+    s.on_frame(0, frame((twins, depth), 0.0), now=0.0)
+    runner.run_all()
+    u = s.on_frame(0, frame((twins, depth), 0.1), now=0.1)
+    assert u.adopted and u.status is not None and u.status.status == "ambiguous", u.result.reason
+    values = u.status.values
+    assert "cannot tell which one is mine" in values["reason"] and "candidates:" in values["reason"]
+    boxes = values["candidate_boxes"].split(";")
+    assert len(boxes) == 2 and all(len(b.split(":")[0].split(",")) == 4 for b in boxes)
+    assert len(values["candidates"].split(",")) == 2 and "runner_up_score" in values
+    assert not u.result.mask.any() and np.array_equal(u.result.highlighted, twins) and "target" not in values
+    assert u.rewritten is None and u.place is None
+
+
+def test_run_time_enrolment_checks_the_photos_and_stores_nothing_on_bad_input(tmp_path, scene):
+    import cv2
+
+    views = reference_views()[0]
+    paths = []
+    for i, view in enumerate([views[0], views[1], np.zeros_like(views[2])]):
+        paths.append(str(tmp_path / f"ref{i}.png"))
+        assert cv2.imwrite(paths[-1], view[..., ::-1])
+    messages: list[str] = []
+
+    class Log:
+        def info(self, m):
+            messages.append(m)
+
+        warning = error = info
+
+    runner = SteppedRunner()
+    pipe = GroundingPipeline(GroundingConfig(), PersonalObjectMemory(tmp_path / "memory"), detector=ControlledDetector())
+    s = GroundingScheduler([pipe], ["camera"], place=None, runner=runner, logger=Log())
+    s.enroll("my_mug", "cup", paths, [], False, not_mine=[])
+    runner.run_all()
+    assert any("enrolment of 'my_mug' failed" in m and "nothing was stored" in m for m in messages), messages
+    assert PersonalObjectMemory(tmp_path / "memory").names() == []
+    s.enroll("my_mug", "cup", paths[:2], [], False, not_mine=[paths[1]])  # good photos (+ a 'not mine', for the wiring)
+    runner.run_all()
+    obj = PersonalObjectMemory(tmp_path / "memory").get("my_mug")
+    assert obj.rule is not None and len(obj.negatives) == 1
+    assert any("expected true accept" in m for m in messages), messages

@@ -202,6 +202,29 @@ def test_pick_waits_for_grounding_and_fails_when_it_never_finds_the_object(backe
     assert planner.current_subtask().skill == "pick" and planner.current_subtask().attempt == 2  # retried after timeout
 
 
+def test_pick_reports_an_ambiguous_grounding_with_its_candidates(backend):
+    """Grounding's "ambiguous" status (decision per_object: two candidates too close to call) reaches
+    the planner with the candidates' scores, and the pick waits, saying which ones, instead of grasping."""
+    from vla_stack.core.planning.monitor import grounding_status_from_report
+
+    clock = FakeClock()
+    planner = TaskPlanner(backend, TaskPlannerConfig(), MonitorConfig(grounding_timeout=30.0, grounding_grace=0.0),
+                          clock=clock)
+    run(planner, clock, 0.2, OPEN, 0.0)
+    start_task(planner, clock)
+    reason = ("my_mug: ambiguous (cannot tell which one is mine: best 0.951 beats the next 0.948 by 0.003 < this "
+              "object's margin 0.020 (candidates: #0 0.951, #2 0.948, #1 0.700))")
+    report = {"grounding": {"level": "WARN", "message": f"ambiguous: {reason}",
+                            "values": {"status": "ambiguous", "reason": reason, "candidates": "0.9510,0.7000,0.9480",
+                                       "candidate_boxes": "10,20,60,90:0.9510;200,20,250,90:0.7000;400,20,450,90:0.9480"}}}
+    planner.on_grounding_status(*grounding_status_from_report(report))
+    run(planner, clock, 1.0, OPEN, 0.0)
+    s = planner.current_subtask()
+    assert s.skill == "pick" and s.status == "waiting", s
+    assert "ambiguous" in s.reason and "#0 0.951, #2 0.948" in s.reason
+    assert planner.status().level == "WARN"
+
+
 # ------------------------------------------------------------------------------------ garbage
 @pytest.mark.parametrize("text", ["asdf qwer", "", "\x00\xff\x01", "x" * 1000, None, "what is the weather today"])
 def test_garbage_instruction_is_reported_and_nothing_is_planned(backend, text):

@@ -228,7 +228,7 @@ class EnrollRequest:
     """`grounding/enroll`: enrol a personal object at run time from reference images::
 
         {"version": 1, "name": "my_mug", "category": "cup", "images": ["/data/mug_0.png"],
-         "aliases": ["my cup"], "overwrite": false}
+         "aliases": ["my cup"], "overwrite": false, "not_mine": ["/data/other_mug.png"]}
 
     Args:
         name: the object's name in the personal memory.
@@ -236,6 +236,8 @@ class EnrollRequest:
         images: paths of reference images, readable by the grounding node.
         aliases: other names the user may say.
         overwrite: replace an existing object of that name.
+        not_mine: paths of photos of look-alikes that are *not* this object ("these are not
+            mine"), used as negatives of its own decision rule (optional key).
     """
 
     VERSION: ClassVar[int] = 1
@@ -245,11 +247,13 @@ class EnrollRequest:
     images: tuple[str, ...]
     aliases: tuple[str, ...] = ()
     overwrite: bool = False
+    not_mine: tuple[str, ...] = ()
 
 
 def encode_enroll(request: EnrollRequest) -> str:
     """Compact JSON of an `EnrollRequest`."""
-    return _dump(EnrollRequest.VERSION, {**asdict(request), "images": list(request.images), "aliases": list(request.aliases)})
+    return _dump(EnrollRequest.VERSION, {**asdict(request), "images": list(request.images), "aliases": list(request.aliases),
+                                         "not_mine": list(request.not_mine)})
 
 
 def parse_enroll(text: str | bytes) -> EnrollRequest:
@@ -263,7 +267,8 @@ def parse_enroll(text: str | bytes) -> EnrollRequest:
     overwrite = data.get("overwrite", False)
     if not isinstance(overwrite, bool):
         raise ContractError(f"{what}: 'overwrite' must be true or false, got {overwrite!r}")
-    return EnrollRequest(name, category, images, _strings(data, "aliases", what, ()), overwrite)
+    return EnrollRequest(name, category, images, _strings(data, "aliases", what, ()), overwrite,
+                         _strings(data, "not_mine", what, ()))
 
 
 # ============================================================================ sim/reset

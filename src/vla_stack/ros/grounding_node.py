@@ -7,7 +7,9 @@ Subscribes (names from `vla_stack.ros.interfaces`; each camera `NS` in the `came
 - `task/instruction` (String): "bring my cup to the tray" -> which enrolled objects to ground;
 - `grounding/exclude` (String JSON, latched, from the planner): instances not to select ("not that one");
 - `grounding/enroll` (String JSON): enrol a personal object at run time,
-  `{"name": "my_mug", "category": "cup", "images": ["/path/a.png", ...], "aliases": [], "overwrite": false}`.
+  `{"name": "my_mug", "category": "cup", "images": ["/path/a.png", ...], "aliases": [], "overwrite": false,
+  "not_mine": ["/path/other_mug.png"]}` (photos checked, the object's own decision rule derived; "not_mine":
+  look-alikes that are not it, optional).
 
 Publishes (first camera of `cameras`; other cameras under `grounding/NS/...`):
 - `grounding/prompted_image` (Image rgb8, the camera frame's header): the personal object highlighted
@@ -343,7 +345,8 @@ class GroundingNode(Node):
         except ContractError as exc:
             self.get_logger().warning(f"grounding/enroll rejected: {exc} (need JSON name, category, images)")
             return
-        self.scheduler.enroll(req.name, req.category, list(req.images), list(req.aliases), req.overwrite)
+        self.scheduler.enroll(req.name, req.category, list(req.images), list(req.aliases), req.overwrite,
+                              list(req.not_mine))
 
     def _on_reset(self, request, response):
         """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""

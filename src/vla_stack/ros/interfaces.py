@@ -163,8 +163,8 @@ GROUNDING_PLACE = _reliable(
 )
 GROUNDING_ENROLL = _event(
     "grounding/enroll", String,
-    'run-time enrolment, JSON {"version": 1, "name", "category", "images": [paths], "aliases": [], "overwrite": false} '
-    "(vla_stack.core.contracts.EnrollRequest)",
+    'run-time enrolment, JSON {"version": 1, "name", "category", "images": [paths], "aliases": [], "overwrite": false, '
+    '"not_mine": [paths]} (vla_stack.core.contracts.EnrollRequest)',
 )
 GROUNDING_MARKERS = _reliable("grounding/markers", MarkerArray, "rviz2 markers of the grounded object")
 GROUNDING_EXCLUDE = _reliable(

@@ -59,12 +59,23 @@ def add_enroll_arguments(parser: argparse.ArgumentParser) -> None:
                              "data dir = vla-stack --data-dir, $VLA_STACK_HOME or ~/.vla_stack)")
     parser.add_argument("--embedder", default="appearance", help="embedder that computes the stored embeddings (default: appearance)")
     parser.add_argument("--overwrite", action="store_true", help="replace an object of the same name")
+    parser.add_argument("--not-mine", nargs="+", type=Path, default=[], metavar="IMAGE",
+                        help="photos of look-alikes that are NOT this object (e.g. the other mugs in the lab): "
+                             "negatives of its own decision rule")
+    parser.add_argument("--no-self-calibration", action="store_true",
+                        help="skip the photo checks and the object's own decision rule (derived later when needed)")
+    parser.add_argument("--top-k", type=int, default=2,
+                        help="ensemble top-k of the matcher the rule is derived for (grounding matching.top_k; default 2)")
 
 
 def enroll_main(args: argparse.Namespace, references: EnrolmentReferences | None = None) -> int:
     """`vla-stack enroll`: store a personal object; prints what was stored. Exit 0 on success, 2 on bad input.
 
     The references are `args.images` (+ `args.mask`) unless `references` gives them already loaded.
+    Unless `--no-self-calibration`, the photos are checked (black, blank, blurred, duplicate), an
+    object identical to one already enrolled is refused, and the object's own decision rule is
+    derived and stored; its expected true/false accept rates are printed, with a warning when the
+    object is hard to tell apart from look-alikes. Nothing is stored when anything fails.
     """
     from vla_stack.core.grounding.embedders import EMBEDDERS
     from vla_stack.core.grounding.memory import PersonalObjectMemory, load_image
@@ -92,9 +103,11 @@ def enroll_main(args: argparse.Namespace, references: EnrolmentReferences | None
                 if len(args.mask) != len(images):
                     raise ValueError(f"{len(args.mask)} --mask files for {len(images)} images")
                 masks = [load_image(p)[:, :, 0] > 127 for p in args.mask]
+        calibrate = not getattr(args, "no_self_calibration", False)
         t0 = time.perf_counter()
         obj = memory.enroll(args.name, images, args.category, embedder, aliases=args.alias, masks=masks,
-                            overwrite=args.overwrite, source=source)
+                            overwrite=args.overwrite, source=source, not_mine=list(getattr(args, "not_mine", []) or []),
+                            self_calibrate=calibrate, top_k=int(getattr(args, "top_k", 2)))
         t_enroll = time.perf_counter() - t0
     except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"vla-stack enroll: {exc}", file=sys.stderr)
@@ -106,4 +119,16 @@ def enroll_main(args: argparse.Namespace, references: EnrolmentReferences | None
     print(f"enrolled '{obj.name}' ({obj.category}) from {len(obj.crops)} reference(s) in {obj.directory}")
     print(f"  aliases: {', '.join(obj.aliases) or '-'}; source: {obj.source}; embedder: {embedder.version}")
     print(f"  enrolment {t_enroll:.3f} s{extra}")
+    rule = obj.rule
+    if rule is not None:
+        print(f"  own decision rule (used with grounding matching.decision: per_object): floor {rule.accept_threshold:.4f}, "
+              f"alone {rule.confident_threshold:.4f}, margin over the runner-up {rule.margin:.4f}")
+        far = "unknown" if np.isnan(rule.false_accept_rate) else f"{rule.false_accept_rate:.1%}"
+        print(f"  expected: true accept {rule.true_accept_rate:.1%} (beside a look-alike), ambiguous "
+              f"{rule.ambiguous_rate:.1%}, false accept {far} (look-alikes only); from {rule.positives} views of it "
+              f"and {rule.negatives} look-alikes ({len(obj.negatives)} 'not mine' photos)")
+        if rule.hardest_negative[0]:
+            print(f"  closest look-alike: {rule.hardest_negative[0]} ({rule.hardest_negative[1]:.4f})")
+        for w in rule.warnings:
+            print(f"  WARNING: {w}")
     return 0

@@ -20,6 +20,17 @@ S = cosine(P x R). Following the VAP recipe, the references form an ensemble:
   `ambiguity_margin` in score, the result is "ambiguous" and both are reported: the caller must
   not highlight a coin toss.
 
+Decision modes (`MatchConfig.decision`):
+
+- "global" (default, today's rule): the thresholds above, the same for every object.
+- "per_object": each enrolled object carries its own `ObjectRule`, derived at enrolment from
+  its own views and generated look-alikes (`vla_stack.core.grounding.self_calibration`). The
+  best candidate is accepted only when it reaches the object's floor, beats the runner-up by
+  the object's calibrated margin, and (alone in view, with no runner-up to compare against)
+  reaches the object's confident threshold. Two candidates closer than the margin, or a best
+  candidate that does not stand out, give "ambiguous" with every candidate's score: the
+  caller asks which one instead of highlighting a look-alike.
+
 `calibrate_threshold` picks a single accept threshold from scores of known matches and known
 non-matches; `calibrate_decision` picks (accept_threshold, confident_threshold,
 max_distance_ratio) together from whole scenes (candidate score lists with and without the
@@ -29,12 +40,109 @@ object), for a target false-accept rate (e.g. scenes rendered by seed with look-
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 
 MatchStatus = Literal["found", "not_found", "ambiguous", "no_candidates"]
+DecisionMode = Literal["global", "per_object"]
+DECISION_MODES = ("global", "per_object")
+
+RULE_VERSION = 1
+"""Version of the per-object rule derivation (`self_calibration.derive_rule`); a stored rule of
+another version is stale and is re-derived."""
+
+
+@dataclass(frozen=True)
+class ObjectRule:
+    """One enrolled object's own acceptance rule (decision mode "per_object").
+
+    Scores are ensemble scores (cosine similarity, mean of the top-k reference similarities) of
+    the embedder `embedder_version` with `top_k`; a rule of another embedder, top-k or
+    derivation version is stale (see `is_current`).
+
+    Args:
+        accept_threshold: floor: a candidate below it is not the object.
+        confident_threshold: a lone candidate (no other candidate in view) must reach it, >= floor.
+        margin: the best candidate must beat the runner-up by at least this score, else ambiguous.
+        embedder_version: `Embedder.version` the scores were computed with.
+        top_k: ensemble top-k the scores were computed with.
+        rule_version: `RULE_VERSION` of the derivation.
+        true_accept_rate: expected fraction of frames with the object (and a look-alike beside
+            it) in which it is accepted, on the enrolment's held-out and augmented views (0..1).
+        false_accept_rate: expected fraction of frames without the object (look-alikes only) in
+            which something is accepted, on the enrolment's negative bank (0..1).
+        ambiguous_rate: expected fraction of frames with the object answered "ambiguous" (0..1).
+        positives: number of positive scores it was derived from.
+        negatives: number of negative scores (generated variants, other objects, user negatives).
+        hardest_negative: name of the negative that scored highest ("mirrored", "hue+120", an
+            object name, "not-mine #0"...) and its score.
+        warnings: what the user should know (hard to tell apart, no look-alikes...).
+        objects: names of the other enrolled objects it was derived against (a rule derived
+            before another object of its category was enrolled or removed is out of date).
+    """
+
+    accept_threshold: float
+    confident_threshold: float
+    margin: float
+    embedder_version: str
+    top_k: int
+    rule_version: int = RULE_VERSION
+    true_accept_rate: float = float("nan")
+    false_accept_rate: float = float("nan")
+    ambiguous_rate: float = float("nan")
+    positives: int = 0
+    negatives: int = 0
+    hardest_negative: tuple[str, float] = ("", float("nan"))
+    warnings: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("accept_threshold", "confident_threshold"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and -1.0 <= v <= 1.0 + 1e-9):
+                raise ValueError(f"{name} must be a cosine similarity in -1..1, got {v}")
+        if self.confident_threshold < self.accept_threshold:
+            raise ValueError(f"confident_threshold {self.confident_threshold} < accept_threshold {self.accept_threshold}")
+        if not (np.isfinite(self.margin) and 0.0 <= self.margin < 1.0):
+            raise ValueError(f"margin must be in 0..1, got {self.margin}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+
+    def is_current(self, embedder_version: str, top_k: int) -> bool:
+        """True when the rule was derived for this embedder version, top-k and derivation version."""
+        return self.embedder_version == embedder_version and self.top_k == top_k and self.rule_version == RULE_VERSION
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (see `from_dict`)."""
+        d = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        hn = self.hardest_negative[1]
+        d["hardest_negative"] = [self.hardest_negative[0], hn if np.isfinite(hn) else None]
+        d["warnings"] = list(self.warnings)
+        d["objects"] = list(self.objects)
+        return d  # strict JSON: unknown rates (NaN) are null
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ObjectRule:
+        """Inverse of `to_dict`; ValueError (with the reason) on a malformed dict."""
+        def rate(key: str) -> float:
+            v = data.get(key)
+            return float("nan") if v is None else float(v)
+
+        try:
+            hn = data.get("hardest_negative") or ("", float("nan"))
+            return cls(
+                float(data["accept_threshold"]), float(data["confident_threshold"]), float(data["margin"]),
+                str(data["embedder_version"]), int(data["top_k"]), int(data.get("rule_version", 0)),
+                rate("true_accept_rate"), rate("false_accept_rate"), rate("ambiguous_rate"),
+                int(data.get("positives", 0)), int(data.get("negatives", 0)),
+                (str(hn[0]), float(hn[1]) if hn[1] is not None else float("nan")),
+                tuple(str(w) for w in data.get("warnings", ())),
+                tuple(str(o) for o in data.get("objects", ())),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"malformed per-object decision rule: {exc}") from exc
 
 
 @dataclass
@@ -73,8 +181,16 @@ class MatchConfig:
     min_vote_fraction: float = field(
         default=0.34, metadata={"help": "The winner must hold at least this fraction of the references' votes"}
     )
+    decision: str = field(
+        default="global",
+        metadata={"help": "Decision rule: 'global' = the thresholds above for every object (today's rule); "
+                  "'per_object' = each object's own rule derived at enrolment (floor, confident threshold, margin "
+                  "over the runner-up; otherwise 'ambiguous' with the candidates' scores)"},
+    )
 
     def __post_init__(self) -> None:
+        if self.decision not in DECISION_MODES:
+            raise ValueError(f"decision must be one of {DECISION_MODES}, got {self.decision!r}")
         if not -1.0 <= self.accept_threshold <= 1.0:
             raise ValueError(f"accept_threshold must be a cosine similarity in -1..1, got {self.accept_threshold}")
         if self.confident_threshold is None:
@@ -144,6 +260,7 @@ def match(
     reference_embeddings: np.ndarray,
     config: MatchConfig | None = None,
     excluded: Sequence[int] = (),
+    rule: ObjectRule | None = None,
 ) -> MatchResult:
     """Pick the proposal that is the personal object (see the module doc).
 
@@ -153,6 +270,8 @@ def match(
         config: MatchConfig.
         excluded: proposal indices already taken by another personal object of the same
             instruction (they get score -inf and no votes).
+        rule: the object's own rule, used when `config.decision` is "per_object" (without one
+            the global rule decides, and the reason says so).
 
     Returns:
         MatchResult.
@@ -174,6 +293,67 @@ def match(
         if 0 <= i < n:
             masked[i] = -np.inf
             scores[i] = -np.inf
+    if cfg.decision == "per_object" and rule is not None:
+        return _match_per_object(sim, masked, scores, rule, cfg)
+    fallback = " (no per-object rule: global rule)" if cfg.decision == "per_object" else ""
+    result = _match_global(sim, masked, scores, cfg)
+    return _with_reason(result, result.reason + fallback) if fallback else result
+
+
+def _with_reason(result: MatchResult, reason: str) -> MatchResult:
+    return MatchResult(result.status, result.index, result.runner_up, result.scores, result.votes, result.similarity,
+                       reason)
+
+
+def candidate_list(scores: np.ndarray) -> str:
+    """Every finite candidate score, best first ("#2 0.951, #0 0.948, ..."; # = proposal index)."""
+    order = [int(i) for i in np.argsort(-scores) if np.isfinite(scores[int(i)])]
+    return ", ".join(f"#{i} {scores[i]:.3f}" for i in order)
+
+
+def _match_per_object(sim: np.ndarray, masked: np.ndarray, scores: np.ndarray, rule: ObjectRule,
+                      cfg: MatchConfig) -> MatchResult:
+    """Decision mode "per_object" (see the module doc): the object's floor, margin over the
+    runner-up and (alone in view) confident threshold; otherwise ambiguous or not found."""
+    n = scores.shape[0]
+    votes = np.zeros(n, dtype=int)
+    for r in range(sim.shape[1]):
+        col = masked[:, r]
+        b = int(np.argmax(col))
+        if col[b] >= rule.accept_threshold:
+            votes[b] += 1
+    by_score = [int(i) for i in np.argsort(-scores) if np.isfinite(scores[int(i)])]
+    if not by_score:
+        return MatchResult("not_found", None, None, scores, votes, sim, "every candidate is taken by another object")
+    best = by_score[0]
+    runner = by_score[1] if len(by_score) > 1 else None
+    s1 = float(scores[best])
+    listed = candidate_list(scores)
+    if s1 < rule.accept_threshold:
+        return MatchResult("not_found", best, runner, scores, votes, sim,
+                           f"best candidate scores {s1:.3f} < this object's floor {rule.accept_threshold:.3f} "
+                           f"(candidates: {listed})")
+    if runner is None:
+        if s1 >= rule.confident_threshold:
+            return MatchResult("found", best, None, scores, votes, sim,
+                               f"the only candidate scores {s1:.3f} >= this object's confident threshold "
+                               f"{rule.confident_threshold:.3f}")
+        return MatchResult("not_found", best, None, scores, votes, sim,
+                           f"the only candidate scores {s1:.3f}, above the floor {rule.accept_threshold:.3f} but below "
+                           f"this object's confident threshold {rule.confident_threshold:.3f} (nothing to compare it with)")
+    s2 = float(scores[runner])
+    if s1 - s2 < rule.margin:
+        return MatchResult("ambiguous", best, runner, scores, votes, sim,
+                           f"cannot tell which one is mine: best {s1:.3f} beats the next {s2:.3f} by {s1 - s2:.3f} < "
+                           f"this object's margin {rule.margin:.3f} (candidates: {listed})")
+    return MatchResult("found", best, runner, scores, votes, sim,
+                       f"score {s1:.3f} >= this object's floor {rule.accept_threshold:.3f} and beats the next "
+                       f"{s2:.3f} by {s1 - s2:.3f} >= margin {rule.margin:.3f}")
+
+
+def _match_global(sim: np.ndarray, masked: np.ndarray, scores: np.ndarray, cfg: MatchConfig) -> MatchResult:
+    """Decision mode "global": today's rule (see the module doc)."""
+    n = scores.shape[0]
     votes = np.zeros(n, dtype=int)
     for r in range(sim.shape[1]):
         col = masked[:, r]

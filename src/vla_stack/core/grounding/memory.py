@@ -9,6 +9,19 @@ i.e. `~/.vla_stack/personal_objects` or `$VLA_STACK_HOME/personal_objects`, see
     <root>/<name>/ref_00.png         reference crop (RGB)
     <root>/<name>/ref_00_mask.png    its object mask (255 = object)
     <root>/<name>/emb_<hash>.npy     (R, D) float32 embeddings of one embedder version
+    <root>/<name>/neg_00.png         a "not mine" look-alike the user gave (+ neg_00_mask.png)
+
+`object.json` may also hold the object's own decision rule ("decision_rule", see
+`matching.ObjectRule` and `self_calibration`), derived at enrolment with `self_calibrate` and
+versioned with the embedder: `decision_rule()` re-derives a rule made for another embedder
+version (with a warning) instead of using it.
+
+Enrolment writes into a hidden temporary directory and renames it into place (the old object,
+when replaced, is moved aside first and deleted last), and `object.json` is replaced atomically
+when embeddings or a rule are added later: a failed enrolment leaves nothing half-written.
+With `self_calibrate`, enrolment also refuses black, blank, blurred and duplicate reference
+photos and an object that looks identical to one already enrolled, each with a message saying
+what to do.
 
 The default memory is user data: it lives outside the installation (a `colcon build` or a
 reinstall replaces `share/vla_stack`). Objects in the installation's `config/personal_objects/`
@@ -36,6 +49,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,6 +62,10 @@ from vla_stack.core.grounding.imageops import (
     mask_bbox,
     pad_bbox,
 )
+from vla_stack.core.grounding.matching import ObjectRule
+
+if TYPE_CHECKING:
+    from vla_stack.core.grounding.self_calibration import CalibrationReport
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +199,8 @@ class PersonalObject:
         directory: where it is stored (None for an unsaved object).
         created: enrolment time, s since the epoch.
         source: where the references came from ("files", "sim:seed=3", ...).
+        negatives: crops of look-alikes the user said are not this object.
+        rule: the object's own decision rule (None: not derived yet).
     """
 
     name: str
@@ -191,6 +211,60 @@ class PersonalObject:
     directory: Path | None = None
     created: float = 0.0
     source: str = ""
+    negatives: list[ObjectCrop] = field(default_factory=list)
+    rule: ObjectRule | None = None
+
+
+def _sharpness(crop: ObjectCrop) -> float:
+    """Variance of the Laplacian of the crop's grey image rescaled to 96 px high (focus measure)."""
+    import cv2
+
+    g = cv2.cvtColor(crop.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = g.shape
+    scale = 96.0 / h
+    g = cv2.resize(g, (max(8, int(round(w * scale))), 96), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return float(cv2.Laplacian(g, cv2.CV_32F).var())
+
+
+BLACK_LEVEL = 12.0
+"""Mean grey level (0..255) of the object pixels below which a reference is black."""
+BLANK_STD = 2.0
+"""Grey-level standard deviation over a reference crop below which it holds no detail."""
+BLUR_RATIO = 0.2
+"""A reference whose sharpness is below this fraction of the median of the others is blurred."""
+MIN_SHARPNESS = 2.0
+"""Sharpness (variance of the Laplacian at 96 px) below which a reference is out of focus on its own."""
+DUPLICATE_LEVELS = 0.5
+"""Two reference crops of the same size that differ by less than this mean level (0..255) are the
+same photo (even two shots from one spot differ by their sensor noise, ~2 levels; views of a
+symmetric object from different sides are not refused)."""
+
+
+def check_reference_quality(crops: Sequence[ObjectCrop]) -> None:
+    """ValueError, saying which reference and what to do, for a black, blank, blurred or
+    duplicate reference crop (see the module constants for the levels)."""
+    sharp = [_sharpness(c) for c in crops]
+    for i, c in enumerate(crops):
+        grey = c.rgb.astype(np.float32).mean(axis=2)
+        level = float(grey[c.mask].mean()) if c.mask.any() else float(grey.mean())
+        if level < BLACK_LEVEL:
+            raise ValueError(f"reference {i} is black (object brightness {level:.0f}/255): check the exposure and "
+                             "the lighting, then take it again")
+        if float(grey.std()) < BLANK_STD:
+            raise ValueError(f"reference {i} is blank (no detail at all): photograph the object itself")
+        if sharp[i] < MIN_SHARPNESS:
+            raise ValueError(f"reference {i} is out of focus (sharpness {sharp[i]:.1f} < {MIN_SHARPNESS}): hold the "
+                             "camera still and take it again")
+        rest = [v for j, v in enumerate(sharp) if j != i]
+        if rest and sharp[i] < BLUR_RATIO * float(np.median(rest)):
+            raise ValueError(f"reference {i} is blurred (sharpness {sharp[i]:.1f}, the others {np.median(rest):.1f}): "
+                             "take it again, in focus")
+        for j in range(i):
+            other = crops[j]
+            if (other.rgb.shape == c.rgb.shape and np.array_equal(other.mask, c.mask)
+                    and float(np.abs(other.rgb.astype(np.float32) - c.rgb.astype(np.float32)).mean()) < DUPLICATE_LEVELS):
+                raise ValueError(f"reference {i} is a duplicate of reference {j}: give views of the object from "
+                                 "different sides")
 
 
 class PersonalObjectMemory:
@@ -287,8 +361,19 @@ class PersonalObjectMemory:
         masks: Sequence[np.ndarray | None] | None = None,
         overwrite: bool = False,
         source: str = "",
+        not_mine: Sequence[np.ndarray | str | Path] = (),
+        self_calibrate: bool = False,
+        top_k: int = 2,
     ) -> PersonalObject:
         """Enrol (or with `overwrite`, replace) a personal object from reference images.
+
+        With `self_calibrate` (what `vla-stack enroll` and the `grounding/enroll` topic do) the
+        reference photos are checked first (black, blank, blurred, duplicate: ValueError saying
+        which and what to do), the object's own decision rule is derived
+        (`self_calibration.derive_rule`, negatives: generated look-alikes, the other enrolled
+        objects, `not_mine`) and stored, and an object that looks identical to one already
+        enrolled is refused. Without it (the lab's evaluations) enrolment is as before; the rule
+        is then derived when a "per_object" decision first needs it (`decision_rule`).
 
         Args:
             name: object name (see NAME_RE).
@@ -299,12 +384,17 @@ class PersonalObjectMemory:
             masks: optional object mask per image (None entries = segment automatically).
             overwrite: replace an existing object of that name.
             source: provenance note stored in object.json.
+            not_mine: photos (arrays or paths) of look-alikes that are not this object; stored
+                with it as negatives of its rule (whole photos are segmented like references).
+            self_calibrate: check the photos and derive the object's own rule (see above).
+            top_k: the matcher's ensemble top-k the rule is derived for (`MatchConfig.top_k`).
 
         Returns:
             The stored PersonalObject.
 
         Raises:
-            ValueError: bad name/category/image, name taken without `overwrite`.
+            ValueError: bad name/category/image, name taken without `overwrite`; with
+                `self_calibrate`: a bad photo or an object identical to an enrolled one.
             OSError: the memory directory is not writable.
         """
         check_name(name)
@@ -320,26 +410,92 @@ class PersonalObjectMemory:
         if (directory / META_FILE).exists() and not overwrite:
             raise ValueError(f"personal object '{name}' already exists in {self.root}; pass overwrite to replace it")
 
-        crops: list[ObjectCrop] = []
-        for i, item in enumerate(images):
-            img = load_image(item) if isinstance(item, (str, Path)) else item
-            if not isinstance(img, np.ndarray):
-                raise ValueError(f"reference {i} is neither an image array nor a path")
-            given = masks[i] if masks is not None else None
-            mask = np.asarray(given, bool) if given is not None else segment_reference(img)
-            try:
-                crops.append(crop_object(img[:, :, :3] if img.ndim == 3 else img, mask, pad=0.05))
-            except InvalidImage as exc:
-                raise ValueError(f"reference {i}: {exc}") from exc
+        crops = [self._crop(item, masks[i] if masks is not None else None, f"reference {i}") for i, item in enumerate(images)]
+        negatives = [self._crop(item, None, f"'not mine' photo {i}") for i, item in enumerate(not_mine)]
+        if self_calibrate:
+            if len(self._paths(images)) != len(set(self._paths(images))):
+                raise ValueError("the same reference image file is given twice: give views from different sides")
+            check_reference_quality(crops)
         obj = PersonalObject(
             name=name, category=category, aliases=clean_aliases, crops=crops,
             embeddings={embedder.version: embedder.embed_crops(crops).astype(np.float32)},
-            directory=directory, created=time.time(), source=source or "images",
+            directory=directory, created=time.time(), source=source or "images", negatives=negatives,
         )
+        if self_calibrate:
+            report = self._derive(obj, embedder, top_k)
+            if report.identical:
+                other, score = report.identical[0]
+                raise ValueError(
+                    f"'{name}' looks identical to the enrolled object '{other}' (it scores {score:.3f} against the new "
+                    f"references, as high as the new object's own views): the stack could not tell them apart. Enrol a "
+                    f"different object, or replace '{other}' (vla-stack enroll {other} ... --overwrite)")
+            obj.rule = report.rule
         self._save(obj, overwrite)
         self._cache[name] = obj
         log.info("enrolled personal object '%s' (%s) from %d reference image(s) in %s", name, category, len(crops), directory)
         return obj
+
+    @staticmethod
+    def _paths(items: Sequence[object]) -> list[Path]:
+        return [Path(i).expanduser().resolve() for i in items if isinstance(i, (str, Path))]
+
+    @staticmethod
+    def _crop(item: np.ndarray | str | Path, given: np.ndarray | None, what: str) -> ObjectCrop:
+        """The object cut out of one photo (given mask, alpha, or `segment_reference`)."""
+        img = load_image(item) if isinstance(item, (str, Path)) else item
+        if not isinstance(img, np.ndarray):
+            raise ValueError(f"{what} is neither an image array nor a path")
+        mask = np.asarray(given, bool) if given is not None else segment_reference(img)
+        try:
+            return crop_object(img[:, :, :3] if img.ndim == 3 else img, mask, pad=0.05)
+        except InvalidImage as exc:
+            raise ValueError(f"{what}: {exc}") from exc
+
+    def _derive(self, obj: PersonalObject, embedder: Embedder, top_k: int) -> CalibrationReport:
+        """`self_calibration.derive_rule` for `obj` against the other enrolled objects of its category."""
+        from vla_stack.core.grounding.self_calibration import derive_rule
+
+        others = {name: self.reference_embeddings(name, embedder) for name in self._others(obj)}
+        report = derive_rule(obj.crops, embedder, top_k, references=obj.embeddings.get(embedder.version),
+                             others=others, not_mine=obj.negatives)
+        for w in report.rule.warnings:
+            log.warning("personal object '%s': %s", obj.name, w)
+        return report
+
+    def _others(self, obj: PersonalObject) -> list[str]:
+        """Names of the other enrolled objects of `obj`'s category (its negatives)."""
+        return [o.name for o in self.objects() if o.name != obj.name and o.category == obj.category]
+
+    def decision_rule(self, name: str, embedder: Embedder, top_k: int = 2) -> ObjectRule:
+        """The object's own decision rule for `embedder` (decision mode "per_object").
+
+        A stored rule made for another embedder version, top-k or derivation version is stale:
+        it is re-derived (a warning says so) and stored when the object lives in the writable
+        memory. So is one derived before another object of its category was enrolled or
+        removed (those are its negatives). Other enrolled objects that look identical to it are
+        left out of its negatives (a warning says so) instead of making it unfindable.
+        """
+        obj = self.get(name)
+        others = sorted(self._others(obj))
+        if obj.rule is not None and obj.rule.is_current(embedder.version, top_k):
+            if list(obj.rule.objects) == others:
+                return obj.rule
+            log.info("the enrolled objects changed since the decision rule of '%s' was derived (%s -> %s): "
+                     "re-deriving it", name, list(obj.rule.objects) or "none", others or "none")
+        elif obj.rule is not None:
+            log.warning("the decision rule of '%s' was derived for embedder %s (top-k %d), not %s (top-k %d): "
+                        "re-deriving it from its references", name, obj.rule.embedder_version, obj.rule.top_k,
+                        embedder.version, top_k)
+        else:
+            log.info("personal object '%s' has no decision rule yet: deriving it from its references", name)
+        self.reference_embeddings(name, embedder)
+        obj.rule = self._derive(obj, embedder, top_k).rule
+        if obj.directory is not None and obj.directory.parent == self.root:
+            try:
+                self._write_meta(obj)
+            except OSError as exc:
+                log.warning("cannot store the decision rule of '%s' (%s); kept in memory only", name, exc)
+        return obj.rule
 
     def remove(self, name: str) -> None:
         """Delete the object `name` and its files. KeyError when it is not enrolled."""
@@ -365,23 +521,38 @@ class PersonalObjectMemory:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        refs = []
-        for i, crop in enumerate(obj.crops):
-            img_f, mask_f = f"ref_{i:02d}.png", f"ref_{i:02d}_mask.png"
-            if not cv2.imwrite(str(tmp / img_f), np.ascontiguousarray(crop.rgb[:, :, ::-1])):
-                raise OSError(f"cannot write {tmp / img_f}")
-            cv2.imwrite(str(tmp / mask_f), crop.mask.astype(np.uint8) * 255)
-            refs.append({"image": img_f, "mask": mask_f})
         real_dir = obj.directory
-        obj.directory = tmp
-        self._write_meta(obj, refs)
-        obj.directory = real_dir
+        try:
+            refs = []
+            for i, crop in enumerate(obj.crops):
+                img_f, mask_f = f"ref_{i:02d}.png", f"ref_{i:02d}_mask.png"
+                if not cv2.imwrite(str(tmp / img_f), np.ascontiguousarray(crop.rgb[:, :, ::-1])):
+                    raise OSError(f"cannot write {tmp / img_f}")
+                cv2.imwrite(str(tmp / mask_f), crop.mask.astype(np.uint8) * 255)
+                refs.append({"image": img_f, "mask": mask_f})
+            for i, crop in enumerate(obj.negatives):
+                img_f, mask_f = f"neg_{i:02d}.png", f"neg_{i:02d}_mask.png"
+                if not cv2.imwrite(str(tmp / img_f), np.ascontiguousarray(crop.rgb[:, :, ::-1])):
+                    raise OSError(f"cannot write {tmp / img_f}")
+                cv2.imwrite(str(tmp / mask_f), crop.mask.astype(np.uint8) * 255)
+            obj.directory = tmp
+            self._write_meta(obj, refs)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            obj.directory = real_dir
+        old = real_dir.with_name(f".{obj.name}.old")
         if real_dir.exists():
             if not overwrite:
                 shutil.rmtree(tmp)
                 raise ValueError(f"personal object '{obj.name}' already exists")
-            shutil.rmtree(real_dir)
+            if old.exists():
+                shutil.rmtree(old)
+            real_dir.rename(old)  # the old object stays whole until the new one is in place
         tmp.rename(real_dir)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
 
     def _write_meta(self, obj: PersonalObject, refs: list[dict] | None = None) -> None:
         assert obj.directory is not None
@@ -402,7 +573,13 @@ class PersonalObjectMemory:
             "references": refs,
             "embeddings": emb,
         }
-        (obj.directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        if obj.negatives:
+            meta["negatives"] = [{"image": f"neg_{i:02d}.png", "mask": f"neg_{i:02d}_mask.png"} for i in range(len(obj.negatives))]
+        if obj.rule is not None:
+            meta["decision_rule"] = obj.rule.to_dict()
+        tmp = obj.directory / (META_FILE + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        tmp.replace(obj.directory / META_FILE)  # atomic: a reader sees the old or the new file
 
     def _load(self, directory: Path) -> PersonalObject:
         import cv2
@@ -410,13 +587,24 @@ class PersonalObjectMemory:
         meta = json.loads((directory / META_FILE).read_text())
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{directory / META_FILE} has format {meta.get('format')!r}, expected {FORMAT_VERSION}")
-        crops = []
-        for ref in meta["references"]:
-            bgr = cv2.imread(str(directory / ref["image"]), cv2.IMREAD_COLOR)
-            m = cv2.imread(str(directory / ref["mask"]), cv2.IMREAD_GRAYSCALE)
-            if bgr is None or m is None or m.shape != bgr.shape[:2]:
-                raise ValueError(f"reference {ref['image']} / {ref['mask']} in {directory} is missing or unreadable")
-            crops.append(ObjectCrop(np.ascontiguousarray(bgr[:, :, ::-1]), m > 127))
+        def read(entries: list[dict]) -> list[ObjectCrop]:
+            out = []
+            for ref in entries:
+                bgr = cv2.imread(str(directory / ref["image"]), cv2.IMREAD_COLOR)
+                m = cv2.imread(str(directory / ref["mask"]), cv2.IMREAD_GRAYSCALE)
+                if bgr is None or m is None or m.shape != bgr.shape[:2]:
+                    raise ValueError(f"reference {ref['image']} / {ref['mask']} in {directory} is missing or unreadable")
+                out.append(ObjectCrop(np.ascontiguousarray(bgr[:, :, ::-1]), m > 127))
+            return out
+
+        crops = read(meta["references"])
+        negatives = read(meta.get("negatives", []))
+        rule = None
+        if "decision_rule" in meta:
+            try:
+                rule = ObjectRule.from_dict(meta["decision_rule"])
+            except ValueError as exc:
+                log.warning("ignoring the decision rule of %s (%s); it is re-derived when needed", directory, exc)
         embeddings = {}
         for version, fname in meta.get("embeddings", {}).items():
             arr = np.load(directory / fname)
@@ -426,4 +614,5 @@ class PersonalObjectMemory:
             name=meta["name"], category=meta["category"], aliases=tuple(meta.get("aliases", ())),
             crops=crops, embeddings=embeddings, directory=directory,
             created=float(meta.get("created", 0.0)), source=str(meta.get("source", "")),
+            negatives=negatives, rule=rule,
         )

@@ -30,7 +30,7 @@ import numpy as np
 from vla_stack.core.grounding.embedders import EMBEDDERS, Embedder, ObjectCrop, crop_object
 from vla_stack.core.grounding.imageops import BBox, InvalidImage, check_depth, check_rgb, mask_bbox, mask_iou
 from vla_stack.core.grounding.instruction import ParsedInstruction, parse_instruction
-from vla_stack.core.grounding.matching import MatchConfig, MatchResult, match
+from vla_stack.core.grounding.matching import MatchConfig, MatchResult, ObjectRule, match
 from vla_stack.core.grounding.memory import PersonalObjectMemory
 from vla_stack.core.grounding.prompting import (
     HighlightStyle,
@@ -331,6 +331,7 @@ class GroundingPipeline:
         self._parsed: ParsedInstruction | None = None
         self._tracks: list[_Track] = []
         self._references: dict[str, np.ndarray] = {}
+        self._rules: dict[str, ObjectRule] = {}  # decision "per_object": each target's own rule
         self._table_plane: np.ndarray | None = None
         self._exclusions: list[Exclusion] = []
 
@@ -361,6 +362,8 @@ class GroundingPipeline:
             obj = self.memory.get(name)
             if name not in self._references:
                 self._references[name] = self.memory.reference_embeddings(name, self.embedder)
+            if self.config.matching.decision == "per_object" and name not in self._rules:
+                self._rules[name] = self.memory.decision_rule(name, self.embedder, self.config.matching.top_k)
             t = old.get(name) or _Track(name, obj.category, colors[name], self._make_tracker())
             t.color = colors[name]
             tracks.append(t)
@@ -431,6 +434,7 @@ class GroundingPipeline:
         """Forget cached reference embeddings (call after enrolling or removing objects)."""
         self.memory = PersonalObjectMemory(self.memory.root)
         self._references.clear()
+        self._rules.clear()
         if self._parsed is not None:
             self.set_instruction(self._parsed.original)
 
@@ -504,7 +508,8 @@ class GroundingPipeline:
                 outcomes.append(ObjectGrounding(t.name, t.category, t.color, "not_found", np.zeros(shape, bool),
                                                 reason=why))
                 continue
-            res = match(emb, refs, self.config.matching, excluded=[ok_idx.index(i) for i in taken if i in ok_idx])
+            res = match(emb, refs, self.config.matching, excluded=[ok_idx.index(i) for i in taken if i in ok_idx],
+                        rule=self._rules.get(t.name))
             outcomes.append(self._grounding_from_match(t, res, [props[i] for i in ok_idx], ok_idx, rgb, depth, frame,
                                                        detections, taken))
         t_end = time.perf_counter()

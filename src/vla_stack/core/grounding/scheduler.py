@@ -176,7 +176,8 @@ class StatusReport:
         status: found / not_found / ambiguous / no_reference.
         reason: why, for the operator.
         values: key/values of the status: status, reason, instruction, mode (detect/track),
-            camera, object, score, candidates, runner_up_score, target (x,y,z m), target_frame,
+            camera, object, score, candidates, runner_up_score, candidate_boxes (when ambiguous: "x0,y0,x1,y1:score;..."
+            px in the colour image), target (x,y,z m), target_frame,
             detection_ms, tracking_ms_p95, exclusions, rewritten (those that apply).
     """
 
@@ -229,6 +230,7 @@ class _CameraState:
     last_detection_s: float = float("nan")
     last_candidates: str = ""  # match scores of every candidate at the last adopted detection
     last_runner_up: str = ""
+    last_boxes: str = ""  # "x0,y0,x1,y1:score;..." of every candidate at the last adopted detection
 
 
 class GroundingScheduler:
@@ -383,9 +385,11 @@ class GroundingScheduler:
         """Re-read the personal-object memory on the next frame (any thread)."""
         self._reload.set()
 
-    def enroll(self, name: str, category: str, images: list[str], aliases: list[str], overwrite: bool) -> None:
-        """Enrol a personal object from image files in the worker, then reload the memory (any thread)."""
-        self._runner.submit(partial(self._enroll, name, category, images, aliases, overwrite))
+    def enroll(self, name: str, category: str, images: list[str], aliases: list[str], overwrite: bool,
+               not_mine: list[str] | None = None) -> None:
+        """Enrol a personal object from image files in the worker (checked and self-calibrated, with
+        `not_mine` photos of look-alikes as negatives), then reload the memory (any thread)."""
+        self._runner.submit(partial(self._enroll, name, category, images, aliases, overwrite, list(not_mine or [])))
 
     # ------------------------------------------------------------------ frames
     def on_frame(self, camera: int, frame: GroundingFrame, now: float) -> GroundingUpdate | None:
@@ -424,6 +428,8 @@ class GroundingScheduler:
             first = outcome.objects[0] if outcome.objects else None
             cam.last_candidates = ",".join(f"{c.score:.4f}" for c in first.candidates) if first else ""
             cam.last_runner_up = f"{first.runner_up.score:.4f}" if first and first.runner_up else ""
+            cam.last_boxes = (";".join(f"{c.bbox[0]},{c.bbox[1]},{c.bbox[2]},{c.bbox[3]}:{c.score:.4f}"
+                                       for c in first.candidates) if first else "")
         t0 = time.perf_counter()  # tracking latency: compute time, wall clock
         objects = pipe.track(frame)
         tracking_s = time.perf_counter() - t0
@@ -486,18 +492,27 @@ class GroundingScheduler:
         with self._lock:
             self._support = (generation, place)
 
-    def _enroll(self, name: str, category: str, images: list[str], aliases: list[str], overwrite: bool) -> None:
-        """Worker: enrol into the memory directory, then have the next frame reload it."""
+    def _enroll(self, name: str, category: str, images: list[str], aliases: list[str], overwrite: bool,
+                not_mine: list[str] | None = None) -> None:
+        """Worker: enrol into the memory directory (photos checked, own decision rule derived), then
+        have the next frame reload it."""
         t0 = time.perf_counter()
         primary = self.cameras[0].pipeline
         try:
             memory = PersonalObjectMemory(primary.memory.root)
-            memory.enroll(name, images, category, primary.embedder, aliases=aliases, overwrite=overwrite,
-                          source="grounding/enroll topic")
+            obj = memory.enroll(name, images, category, primary.embedder, aliases=aliases, overwrite=overwrite,
+                                source="grounding/enroll topic", not_mine=not_mine or [], self_calibrate=True,
+                                top_k=primary.config.matching.top_k)
         except (ValueError, OSError) as exc:
-            self.log.error(f"enrolment of '{name}' failed: {exc}")
+            self.log.error(f"enrolment of '{name}' failed: {exc}; nothing was stored")
             return
-        self.log.info(f"enrolled '{name}' ({category}, {len(images)} images) in {time.perf_counter() - t0:.2f} s")
+        rule = obj.rule
+        rates = (f"; expected true accept {rule.true_accept_rate:.0%}, false accept {rule.false_accept_rate:.0%}"
+                 if rule is not None else "")
+        self.log.info(f"enrolled '{name}' ({category}, {len(images)} images, {len(obj.negatives)} 'not mine') in "
+                      f"{time.perf_counter() - t0:.2f} s{rates}")
+        for w in rule.warnings if rule is not None else ():
+            self.log.warning(f"enrolled '{name}': {w}")
         self._reload.set()
 
     # ------------------------------------------------------------------ outputs (frame thread)
@@ -516,6 +531,8 @@ class GroundingScheduler:
             values["candidates"] = cam.last_candidates  # every proposal's score at the last detection
             if cam.last_runner_up:
                 values["runner_up_score"] = cam.last_runner_up
+            if result.status == "ambiguous" and cam.last_boxes:
+                values["candidate_boxes"] = cam.last_boxes  # which ones to ask the user about (none is highlighted)
             if primary.target is not None:
                 g = primary.target.grasp_base or primary.target.grasp_camera
                 values["target"] = ",".join(f"{v:.4f}" for v in g.position)
