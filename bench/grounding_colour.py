@@ -9,6 +9,9 @@ detector), in two families:
   other mug is the *same print with its hue turned* by 45..180 deg either way (HSV), i.e. a
   look-alike that differs only in colour. Textures go through `SceneConfig.texture_dir` like
   users' own (`--objects DIR`).
+- `hue_photo`: the same with a photographic print (a seeded crop of one of the two photos that
+  ship inside scikit-learn, `sklearn/datasets/images`), turned by 30..180 deg: a print family the
+  metric never saw.
 - `procedural`: the evaluation's own scenes (same-hue family, different patterns): the family the
   shipped metric and thresholds were fitted on, to show that nothing gets worse.
 
@@ -64,17 +67,42 @@ def hue_rotate(rgb: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def hue_family_dir(seed: int, n_mugs: int, root: Path) -> tuple[Path, list[float]]:
-    """Directory of `n_mugs` wall textures: 00.png = my mug (a procedural print), the others hue-turned copies."""
+def photo_print(seed: int, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) uint8 RGB: a seeded crop (40-80 % of the width) of one of scikit-learn's sample photos."""
+    import cv2
+    import sklearn
+
+    photos = sorted((Path(sklearn.__file__).parent / "datasets" / "images").glob("*.jpg"))
+    if not photos:
+        raise FileNotFoundError("scikit-learn's sample photos (sklearn/datasets/images/*.jpg) are not installed")
+    rng = np.random.default_rng([seed, 17])
+    img = cv2.imread(str(photos[int(rng.integers(len(photos)))]), cv2.IMREAD_COLOR)[..., ::-1]
+    h, w = img.shape[:2]
+    cw = int(w * rng.uniform(0.4, 0.8))
+    ch = min(h, int(cw * height / width))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return cv2.resize(np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw]), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def hue_family_dir(family: str, seed: int, n_mugs: int, root: Path) -> tuple[Path, list[float]]:
+    """Directory of `n_mugs` wall textures: 00.png = my mug (procedural or photo print), the others hue-turned copies."""
     import cv2
 
-    from vla_stack.core.sim.mugs import PATTERN_FRACTION, TEXTURE_HEIGHT, procedural_appearances
+    from vla_stack.core.sim.mugs import (
+        PATTERN_FRACTION,
+        TEXTURE_HEIGHT,
+        TEXTURE_WIDTH,
+        procedural_appearances,
+    )
 
     rows = int(round(PATTERN_FRACTION * TEXTURE_HEIGHT))
-    wall = procedural_appearances(1, seed)[0].image[:rows]
+    if family == "hue":
+        wall, lo = procedural_appearances(1, seed)[0].image[:rows], 45.0
+    else:
+        wall, lo = photo_print(seed, TEXTURE_WIDTH, rows), 30.0
     rng = np.random.default_rng([seed, 13])
-    turns = [float(rng.uniform(45.0, 180.0) * rng.choice([-1.0, 1.0])) for _ in range(n_mugs - 1)]
-    d = root / f"hue_{seed}"
+    turns = [float(rng.uniform(lo, 180.0) * rng.choice([-1.0, 1.0])) for _ in range(n_mugs - 1)]
+    d = root / f"{family}_{seed}"
     d.mkdir(parents=True, exist_ok=True)
     for k, img in enumerate([wall, *(hue_rotate(wall, t) for t in turns)]):
         cv2.imwrite(str(d / f"{k:02d}.png"), img[..., ::-1])
@@ -93,8 +121,8 @@ def render_scene(family: str, seed: int, tmp: Path, check_fusion: bool = False) 
     ns = argparse.Namespace(min_mugs=2, max_mugs=4, objects=None)
     cfg = scene_config(seed, ns)
     turns: list[float] = []
-    if family == "hue":
-        tex_dir, turns = hue_family_dir(seed, cfg.num_mugs, tmp)
+    if family in ("hue", "hue_photo"):
+        tex_dir, turns = hue_family_dir(family, seed, cfg.num_mugs, tmp)
         cfg = dataclasses.replace(cfg, texture_dir=str(tex_dir), mine_index=0)
     robot = SimRobot(cfg)
     try:
@@ -198,6 +226,7 @@ def main() -> int:
 
     plan = ([("procedural", 3000 + i, "calib") for i in range(args.calib)]
             + [("hue", 1000 + i, "test") for i in range(args.test)]
+            + [("hue_photo", 1000 + i, "test") for i in range(args.test)]
             + [("procedural", 1000 + i, "test") for i in range(args.test)])
     t0 = time.perf_counter()
     scenes: dict[tuple[str, int], dict[str, Any]] = {}
@@ -222,7 +251,8 @@ def main() -> int:
     render_s = time.perf_counter() - t0
 
     calib = [scenes[(f, s)] for f, s, part in plan if part == "calib"]
-    test = {fam: [scenes[(f, s)] for f, s, part in plan if part == "test" and f == fam] for fam in ("hue", "procedural")}
+    families = ("hue", "hue_photo", "procedural")
+    test = {fam: [scenes[(f, s)] for f, s, part in plan if part == "test" and f == fam] for fam in families}
     shipped = dataclasses.asdict(MatchConfig())
     shipped_rule = {k: shipped[k] for k in ("accept_threshold", "confident_threshold", "max_distance_ratio")}
     settings = [("shades_of_gray", 0.0)] + [(cc, w) for cc in CONSTANCY for w in WEIGHTS if w > 0]
@@ -244,15 +274,14 @@ def main() -> int:
 
     print(f"\n{len(plan)} scenes rendered in {render_s:.0f} s; test seeds 1000-{999 + args.test} per family, "
           f"calibration: {args.calib} procedural scenes (3000+)")
-    print(f"{'setting':34s} | {'hue family: 1st%  margin  p10   | ok% FH% (shipped) | ok% FH% (recal)':72s} | procedural: same")
-    for r in rows:
-        parts = []
-        for fam in ("hue", "procedural"):
+    for fam in families:
+        print(f"\n{fam} family ({len(test[fam])} scenes)\n{'setting':34s} | 1st %  margin mean / p10 | "
+              f"shipped rule: correct % false hl % | recalibrated: correct % false hl % | my score p10")
+        for r in rows:
             a, b = r[fam]["shipped_rule"], r[fam].get("recalibrated", {})
-            parts.append(f"{pct(a['ranked_first'])} {a['margin_mean'] or 0:+.3f} {a['margin_p10'] or 0:+.3f} | "
-                         f"{pct(a['correct_instance'])} {pct(a['false_highlight'])} | "
-                         f"{pct(b.get('correct_instance'))} {pct(b.get('false_highlight'))}")
-        print(f"{r['setting']:34s} | " + " || ".join(parts))
+            print(f"{r['setting']:34s} | {pct(a['ranked_first'])}  {a['margin_mean'] or 0:+.3f} / {a['margin_p10'] or 0:+.3f} | "
+                  f"{pct(a['correct_instance'])} {pct(a['false_highlight'])} | "
+                  f"{pct(b.get('correct_instance'))} {pct(b.get('false_highlight'))} | {a['mine_score_p10'] or 0:.4f}")
     result = {
         "benchmark": "grounding_colour",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -261,6 +290,8 @@ def main() -> int:
         "protocol": {
             "families": {"hue": "my mug = procedural print of the scene seed; look-alikes = the same print hue-turned by "
                                  "45..180 deg either way (HSV), via SceneConfig.texture_dir",
+                         "hue_photo": "my mug = seeded crop of a scikit-learn sample photo; look-alikes = the same print "
+                                       "hue-turned by 30..180 deg either way",
                          "procedural": "eval-grounding's scenes (same hue family, different patterns)"},
             "test_seeds": [1000, 999 + args.test], "calibration_seeds": [3000, 2999 + args.calib] if args.calib else [],
             "calibration_family": "procedural only (the hue family is never calibrated on)",

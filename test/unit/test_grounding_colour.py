@@ -234,3 +234,12 @@ def test_plain_colour_cups_of_other_hues_are_told_apart():
                                                        view(plain((60, 190, 70)), seed=1),
                                                        view(plain((50, 80, 200)), seed=1)])
     assert same >= 0.95 and max(green, blue) <= 0.5, (same, green, blue)
+
+
+def test_appearance_colour_is_a_selectable_backend_name():
+    """`embedder: appearance_colour` (node parameter, eval-grounding --embedder) turns the channel on."""
+    emb = EMBEDDERS.create("appearance_colour")
+    assert isinstance(emb, AppearanceEmbedder) and emb.name == "appearance"
+    assert emb.config.colour_weight > 0 and emb.colour_dim > 0
+    assert EMBEDDERS.create("appearance_colour", colour_weight=2.0).config.colour_weight == 2.0
+    assert EMBEDDERS.create("appearance").config.colour_weight == 0.0

@@ -34,6 +34,7 @@ Registry `EMBEDDERS`:
   own mug colour_score is close to metric_score and the score barely moves; a look-alike of
   another hue loses w / (1 + w) of the gap. `colour_constancy_scope: all` also white-balances the
   crop before the metric's blocks (a different descriptor layout: needs its own metric).
+- `appearance_colour`: `appearance` with the colour channel on (see `RECOMMENDED_COLOUR_WEIGHT`).
 - `dinov2` (learned): see `vla_stack.core.grounding.learned`.
 """
 
@@ -473,6 +474,18 @@ class AppearanceEmbedder(Embedder):
                 out[i * 4 + j] = float(f[sel].sum()) if sel.any() else 0.0
         total = float(out.sum())
         return np.log1p(out / total * 100.0) if total > 0 else out
+
+
+RECOMMENDED_COLOUR_WEIGHT = 0.5
+"""colour_weight of `appearance_colour` (bench/grounding_colour.py: see its results file)."""
+
+
+@EMBEDDERS.register("appearance_colour")
+def _appearance_colour(**kwargs: Any) -> Embedder:
+    """`appearance` with its colour channel on (colour_weight = RECOMMENDED_COLOUR_WEIGHT unless given):
+    a name that `eval-grounding --embedder` and the node's `embedder` parameter can select. Its
+    scores sit on another scale than the shipped thresholds were calibrated for: recalibrate."""
+    return AppearanceEmbedder(**{"colour_weight": RECOMMENDED_COLOUR_WEIGHT, **kwargs})
 
 
 @EMBEDDERS.register("dinov2")
