@@ -477,7 +477,11 @@ class AppearanceEmbedder(Embedder):
 
 
 RECOMMENDED_COLOUR_WEIGHT = 0.5
-"""colour_weight of `appearance_colour` (bench/grounding_colour.py: see its results file)."""
+"""colour_weight of `appearance_colour`. Not a measured optimum: on simulated hue-turned look-alikes
+(bench/results/grounding_colour.json, 25 scenes per family) the shipped metric already ranks my mug
+first and the channel did not improve that; per-crop shades_of_gray lowered my mug's score there, while
+gray_world and none did not (the simulator's lights are white). Choose w and the constancy on the
+families of `eval-grounding --family` before turning it on."""
 
 
 @EMBEDDERS.register("appearance_colour")
