@@ -180,20 +180,22 @@ def test_sim_node_yaml_declares_the_family_with_the_default():
     assert node_parameters(config_path("sim_node.yaml"), "sim_node")["family"] == SceneConfig().family
 
 
-def test_scene_uses_the_family_and_picks_mine_as_before():
+def test_scene_uses_the_family_and_picks_mine_and_the_layout_as_before():
+    """The family only changes the textures: "mine" and the mug placement are the scene seed's, as before."""
     pytest.importorskip("mujoco")
     from vla_stack.core.sim import SimRobot
 
-    mine = {}
-    for family in ("procedural", "hue"):
-        robot = SimRobot(SceneConfig(seed=4, num_mugs=3, family=family))
-        try:
-            gt = robot.ground_truth()
-        finally:
-            robot.close()
-        assert [m["texture_id"] for m in gt["mugs"]] == [a.texture_id for a in family_appearances(family, 3, 4)]
-        mine[family] = gt["mine"]
-    assert mine["hue"] == mine["procedural"]  # "mine" is the scene seed's choice, whatever the textures
+    for seed in (1, 4, 6):
+        layout = {}
+        for family in ("procedural", "hue", "photo"):
+            robot = SimRobot(SceneConfig(seed=seed, num_mugs=4, family=family))
+            try:
+                gt = robot.ground_truth()
+            finally:
+                robot.close()
+            assert [m["texture_id"] for m in gt["mugs"]] == [a.texture_id for a in family_appearances(family, 4, seed)]
+            layout[family] = (gt["mine"], [np.round(m["position"], 6).tolist() for m in gt["mugs"]])
+        assert layout["hue"] == layout["procedural"] == layout["photo"], seed
 
 
 def _textures_args(argv):
