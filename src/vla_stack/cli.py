@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="scene seed of the first episode; episode k uses seed+k (default: 0)")
     demo.add_argument("--mugs", type=int, default=3, choices=[2, 3, 4], help="look-alike mugs on the table (default: 3)")
     demo.add_argument("--objects", type=Path, default=None, help="directory of mug texture images (one per mug) instead of generated ones")
+    demo.add_argument("--family", default="procedural", metavar="NAME",
+                      help="family of generated mug textures: procedural (default), photo, hue, mirror, text, plain "
+                      "(core/sim/mug_families.py; `vla-stack textures --list` describes them)")
     demo.add_argument("--no-grounding", action="store_true",
                       help="generic baseline: grounding picks the best 'cup' proposal, no personal memory")
     demo.add_argument("--baseline", action="store_true",
@@ -119,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from vla_stack.core.grounding import cli as grounding_cli
     from vla_stack.core.policy import serve_cli
-    from vla_stack.lab.grounding import eval_grounding, sim_scenes, train_metric
+    from vla_stack.lab.grounding import eval_grounding, sim_scenes, textures, train_metric
     from vla_stack.lab.policy import cli as policy_cli
     from vla_stack.ros import record_cli
 
@@ -136,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eval_grounding.add_eval_arguments(evalg)
     evalg.set_defaults(func=eval_grounding.eval_main)
+
+    tex = sub.add_parser(
+        "textures", help="write a mug texture family's textures as PNGs (for --objects DIR), or --list the families",
+        description=textures.__doc__.strip().splitlines()[0] if textures.__doc__ else None,
+    )
+    textures.add_textures_arguments(tex)
+    tex.set_defaults(func=textures.textures_main)
 
     trainm = sub.add_parser(
         "train-grounding-metric", help="fit the offline appearance descriptor's metric on simulated look-alike scenes (~10 min)",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vla_stack.core.robot_profile import DEFAULT_ROBOT, RobotProfile
+from vla_stack.core.sim.mug_families import DEFAULT_FAMILY, check_family
 
 MAX_GRIPPER_FORCE_N = 140.0
 """Largest grasp force the simulated gripper accepts (N); larger commands are rejected."""
@@ -27,6 +28,11 @@ class SceneConfig:
     texture_dir: str = field(
         default="",
         metadata={"help": "Directory of mug texture images (one per mug, sorted by name); empty = procedural textures"},
+    )
+    family: str = field(
+        default=DEFAULT_FAMILY,
+        metadata={"help": "Family of generated look-alike mug textures (procedural, photo, hue, mirror, text, plain: "
+                  "core/sim/mug_families.py); leave 'procedural' when texture_dir is set"},
     )
     mug_radius: float = field(default=0.030, metadata={"help": "Outer radius of the mug body, m (the gripper opens 0.08 m)"})
     mug_height: float = field(default=0.090, metadata={"help": "Height of the mug body, m"})
@@ -77,6 +83,9 @@ class SceneConfig:
             raise ValueError(f"mine_index must be in 0..{self.num_mugs - 1} or None, got {self.mine_index}")
         if self.texture_dir and not Path(self.texture_dir).expanduser().is_dir():
             raise ValueError(f"texture_dir {self.texture_dir!r} is not a directory")
+        check_family(self.family)  # ValueError with the known names and a "did you mean"
+        if self.texture_dir and self.family != DEFAULT_FAMILY:
+            raise ValueError(f"texture_dir and family={self.family!r} both choose the mug textures: give one of them")
         if not 0.015 <= self.mug_radius <= 0.037:
             raise ValueError(f"mug_radius must be 0.015..0.037 m so the gripper can grasp it, got {self.mug_radius}")
         if not 0.05 <= self.mug_height <= 0.15:

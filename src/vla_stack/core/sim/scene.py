@@ -29,13 +29,13 @@ import numpy as np
 
 from vla_stack.core.robot_profile import RobotProfile, load_robot_profile
 from vla_stack.core.sim.config import MAX_GRIPPER_FORCE_N, SceneConfig
+from vla_stack.core.sim.mug_families import family_appearances
 from vla_stack.core.sim.mugs import (
     MugAppearance,
     MugGeometry,
     appearances_from_directory,
     mug_collision_capsules,
     mug_mesh,
-    procedural_appearances,
 )
 from vla_stack.core.sim.robots import sim_assets
 
@@ -328,7 +328,7 @@ def build_scene(config: SceneConfig, profile: RobotProfile | None = None) -> Sce
     if config.texture_dir:
         appearances = appearances_from_directory(config.texture_dir, config.num_mugs)
     else:
-        appearances = procedural_appearances(config.num_mugs, config.seed)
+        appearances = family_appearances(config.family, config.num_mugs, config.seed)
     mine_index = config.mine_index if config.mine_index is not None else int(rng.integers(config.num_mugs))
     poses = _place_mugs(rng, config.num_mugs, geom.footprint_radius)
     mesh = mug_mesh(geom)
