@@ -69,6 +69,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibrate-families", default="all", metavar="LIST",
                         help="with --family and --calibrate N: families the decision rule is calibrated on (comma-separated "
                              "or 'all', N scenes each); the family under test is always left out (default: all)")
+    parser.add_argument("--decision", choices=("global", "per_object"), default="global",
+                        help="decision rule: 'global' (one calibrated rule for every object, the shipped default) or "
+                             "'per_object' (each enrolled object's own self-calibrated rule + runner-up margin; "
+                             "'ambiguous' when two candidates are close); default: global")
     parser.add_argument("--track-frames", type=int, default=10, help="tracking steps per scene (camera-shake warps; default: 10)")
     parser.add_argument("--views", type=int, default=5, help="reference views enrolled per scene (default: 5)")
     parser.add_argument("--ref-elevations", type=_elevations, default=DEFAULT_REFERENCE_ELEVATIONS_DEG,
@@ -504,7 +508,7 @@ def eval_main(args: argparse.Namespace) -> int:
         return _eval_families(args, families, test_seeds, calib_seeds, workdir)
 
     # -- one run: procedural textures or --objects DIR (as before texture families existed) --------
-    run = _Run(args, None, workdir, MatchConfig())
+    run = _Run(args, None, workdir, MatchConfig(decision=getattr(args, "decision", "global")))
     calibration: dict[str, Any] = {"seeds": [calib_seeds[0], calib_seeds[-1]] if calib_seeds else [], "threshold": None}
     if args.threshold is not None:
         run.match_cfg = MatchConfig(**{**asdict(run.match_cfg), "accept_threshold": float(args.threshold),
@@ -554,7 +558,7 @@ def _eval_families(args: argparse.Namespace, families: list[str], test_seeds: li
     frames: dict[str, tuple[list, list]] = {}  # calibration frames per family, computed once
     results: dict[str, dict[str, Any]] = {}
     for fam in families:
-        run = _Run(args, fam, workdir, MatchConfig())
+        run = _Run(args, fam, workdir, MatchConfig(decision=getattr(args, "decision", "global")))
         calibration: dict[str, Any] = {"seeds": [calib_seeds[0], calib_seeds[-1]] if calib_seeds else [], "threshold": None}
         if args.threshold is not None:
             run.match_cfg = MatchConfig(**{**asdict(run.match_cfg), "accept_threshold": float(args.threshold),
@@ -563,7 +567,7 @@ def _eval_families(args: argparse.Namespace, families: list[str], test_seeds: li
         elif calib_seeds:
             for cal in calibrate_on[fam]:
                 if cal not in frames:
-                    frames[cal] = _calibration_frames(_Run(args, cal, workdir, MatchConfig()), calib_seeds)
+                    frames[cal] = _calibration_frames(_Run(args, cal, workdir, MatchConfig(decision=getattr(args, "decision", "global"))), calib_seeds)
             positives = [p for cal in calibrate_on[fam] for p in frames[cal][0]]
             negatives = [n for cal in calibrate_on[fam] for n in frames[cal][1]]
             run.match_cfg, record = _calibrated(run.match_cfg, positives, negatives, args.max_false_accept)
