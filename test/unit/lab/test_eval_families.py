@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 
 import pytest
 
@@ -15,16 +14,6 @@ def parse(argv):
     p = argparse.ArgumentParser()
     eval_grounding.add_eval_arguments(p)
     return p.parse_args(argv)
-
-
-@pytest.fixture
-def sim_ok():
-    pytest.importorskip("mujoco")
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    try:
-        from vla_stack.core.sim.robot import SimRobot  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - the simulator is optional for these tests
-        pytest.skip(f"simulator not available: {exc}")
 
 
 def test_family_flag_parses_repeated_comma_separated_and_all():

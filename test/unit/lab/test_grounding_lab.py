@@ -2,10 +2,8 @@
 
 import argparse
 import json
-import os
 
 import numpy as np
-import pytest
 
 from vla_stack.core.grounding import cli
 from vla_stack.core.grounding.memory import PersonalObjectMemory
@@ -22,16 +20,6 @@ def add_all_enroll_arguments(parser):
     """`vla-stack enroll`'s arguments as vla_stack.cli wires them: the runtime ones, then the simulator's."""
     cli.add_enroll_arguments(parser)
     sim_scenes.add_sim_enroll_arguments(parser)
-
-
-@pytest.fixture
-def sim_ok():
-    pytest.importorskip("mujoco")
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    try:
-        from vla_stack.core.sim.robot import SimRobot  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - the simulator is optional for these tests
-        pytest.skip(f"simulator not available: {exc}")
 
 
 def test_enroll_from_sim_renders_exact_masks(tmp_path, capsys, sim_ok):
