@@ -177,6 +177,19 @@ class RosTestNode:
             time.sleep(period)
         return bool(predicate())
 
+    def get_parameters(self, service: str, names: list[str]) -> dict[str, object]:
+        """Values of `names` from a node's `.../get_parameters` service (None for undeclared ones)."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        client = self.node.create_client(GetParameters, service)
+        assert client.wait_for_service(timeout_sec=60.0), f"{service} never appeared (node not started there?)"
+        future = client.call_async(GetParameters.Request(names=names))
+        assert self.wait_until(future.done, timeout=30.0), f"no answer from {service}"
+        values = future.result().values
+        assert len(values) == len(names)
+        return {n: parameter_value_to_python(v) for n, v in zip(names, values, strict=True)}
+
     def publish_until(self, pub, msg, predicate: Callable[[], bool], timeout: float = 20.0, period: float = 0.2) -> bool:
         """Publish `msg` every `period` s until `predicate()` holds (covers discovery delays)."""
         deadline = time.monotonic() + timeout

@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from rcl_interfaces.srv import GetParameters
-from rclpy.parameter import parameter_value_to_python
 
 from vla_stack.bringup import node_parameters
 from vla_stack.paths import config_path
@@ -44,17 +42,6 @@ def _same(actual: object, expected: object) -> bool:
     return actual == expected
 
 
-def _get_parameters(ros_node, service: str, names: list[str]) -> dict[str, object]:
-    """Values of `names` from a node's get_parameters service (None for undeclared ones)."""
-    client = ros_node.node.create_client(GetParameters, service)
-    assert client.wait_for_service(timeout_sec=60.0), f"{service} never appeared (node not started under /{NAMESPACE}?)"
-    future = client.call_async(GetParameters.Request(names=names))
-    assert ros_node.wait_until(future.done, timeout=30.0), f"no answer from {service}"
-    values = future.result().values
-    assert len(values) == len(names)
-    return {n: parameter_value_to_python(v) for n, v in zip(names, values, strict=True)}
-
-
 @pytest.mark.parametrize("node_name", sorted(NODES))
 def test_shipped_parameters_apply_under_a_namespace(start_node, ros_node, node_name):
     """Every value of the node's shipped YAML is what the node runs with under /robot1."""
@@ -63,7 +50,7 @@ def test_shipped_parameters_apply_under_a_namespace(start_node, ros_node, node_n
     expected = node_parameters(path, node_name)
     assert expected and distinctive in expected, f"{file_name} has no section for {node_name}"
     proc = start_node(executable, name=node_name, param_files=[path], namespace=NAMESPACE)
-    actual = _get_parameters(ros_node, f"/{NAMESPACE}/{node_name}/get_parameters", sorted(expected))
+    actual = ros_node.get_parameters(f"/{NAMESPACE}/{node_name}/get_parameters", sorted(expected))
     wrong = {k: (actual[k], v) for k, v in expected.items() if not _same(actual[k], v)}
     assert not wrong, f"{node_name} under /{NAMESPACE} runs with (actual, file) = {wrong}\n{proc.text()[-3000:]}"
     if node_name == "safety_controller":  # the table is protected: one 6-number box, top at z = 0

@@ -81,3 +81,20 @@ def test_without_cap_sys_nice_the_node_warns_and_runs(start_node, ros_node):
     assert node.wait_for_output("waiting for joint_states", timeout=60), node.text()
     assert {policy for policy, _ in _policies(node.pid).values()} == {os.SCHED_OTHER}
     assert node.alive(), node.text()  # with a `chrt` prefix it died at start
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux) to drop CAP_SYS_NICE")
+def test_namespaced_without_cap_sys_nice_keeps_its_parameters_and_stops_with_0(start_node, ros_node):
+    """The lab PC of issue 12 all at once: no CAP_SYS_NICE, namespace robot1, shipped parameter file. The
+    safety controller warns and runs at normal priority, has its shipped obstacle box (the table) under
+    /robot1, and Ctrl-C ends it with exit code 0, twice in a row."""
+    for _ in range(2):
+        node = start_node("safety_controller_node", name="safety_controller", namespace="robot1",
+                          param_files=[config_path("safety_controller.yaml")], rt_priority=50, prefix=NO_SYS_NICE)
+        assert node.wait_for_output("cannot use real-time priority 50", timeout=60), node.text()
+        values = ros_node.get_parameters("/robot1/safety_controller/get_parameters", ["obstacle_boxes", "workspace_min"])
+        assert len(values["obstacle_boxes"]) == 6 and values["obstacle_boxes"][5] == 0.0, values
+        assert list(values["workspace_min"]) == [-0.6, -0.8, 0.0], values
+        assert node.wait_for_output("waiting for joint_states", timeout=60), node.text()
+        assert node.stop(timeout=10.0) == 0, node.text()
+        assert "Traceback" not in node.text(), node.text()
