@@ -60,7 +60,13 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 
-from vla_stack.core.contracts import ContractError, parse_enroll, parse_exclusion, parse_selection, parse_subtask
+from vla_stack.core.contracts import (
+    ContractError,
+    parse_enroll,
+    parse_exclusion,
+    parse_selection,
+    parse_subtask,
+)
 from vla_stack.core.grounding.embedders import EMBEDDERS
 from vla_stack.core.grounding.imageops import resolve_color
 from vla_stack.core.grounding.matching import MatchConfig

@@ -660,7 +660,7 @@ class GroundingPipeline:
         depth = self._usable_depth(frame, rgb.shape[:2])
         mask = self.segmenter.segment(rgb, depth, frame.intrinsics, p, pending.table_plane)
         if not mask.any():
-            return SelectionOutcome(False, f"the chosen candidate has an empty mask; choose again", t.name)
+            return SelectionOutcome(False, "the chosen candidate has an empty mask; choose again", t.name)
         label = _choice_label(selector, index, n, chosen, by_x)
         score = pending.scores[chosen]
         reason = f"user chose {label} (candidate #{chosen}, score {score:.3f}){said}"

@@ -177,7 +177,7 @@ def check_choice(choice: Choice, count: int) -> str | None:
     if count <= 0:
         return "there are no candidates to choose from"
     if s in ("left", "right", "nearest", "farthest") and count < 2:
-        return f"there is only one candidate: say 'yes, that one' to confirm it"
+        return "there is only one candidate: say 'yes, that one' to confirm it"
     if s == "middle" and count != 3 and count % 2 == 0:
         return f"there is no middle one among {count} candidates; {HOW_TO_CHOOSE}"
     if s == "ordinal" and choice.index is not None and choice.index >= count:
