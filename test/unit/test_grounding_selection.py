@@ -304,3 +304,11 @@ def test_online_confirmation_is_off_by_default(tmp_path, scenes):
     s.on_subtask("place", "active", 1, 1, "cup")
     runner.run_all()
     assert not s.memory_changes and PersonalObjectMemory(mem.root).get("my_mug").online_views == 0
+
+
+def test_a_choice_typed_on_the_instruction_topic_keeps_the_task(memory, scenes):
+    s, runner = scheduler(memory)
+    gen = ask(s, runner, scenes["two"])
+    s.set_instruction("the left one", now=0.2)  # grounding listens to task/instruction too
+    assert s.instruction == TASK and s.generation == gen and s.target_names == ["my_mug"]
+    assert s.select("left", generation=gen, now=0.3).status.status == "found"

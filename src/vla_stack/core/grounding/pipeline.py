@@ -531,9 +531,9 @@ class GroundingPipeline:
         self._confirmed[name] = Confirmation(tuple(float(v) for v in where.position) if where is not None else None,
                                              where.frame_id if where is not None else "camera", CONFIRMED_RADIUS_M, reason)
 
-    def _confirmed_index(self, t: _Track, props: list[Proposal], frame: GroundingFrame, shape: tuple[int, int]) -> int | None:
-        """The proposal that is the instance the user chose for `t`, or None."""
-        c = self._confirmed.get(t.name)
+    def _confirmed_index(self, t: _Track, props: list[Proposal], frame: GroundingFrame, shape: tuple[int, int],
+                         c: Confirmation | None) -> int | None:
+        """The proposal that is the instance the user chose for `t` (confirmation `c`), or None."""
         if c is None:
             return None
         if c.position is not None:
@@ -810,12 +810,12 @@ class GroundingPipeline:
         shape = rgb.shape[:2]
         cands = [CandidateScore(p.bbox, float(s), int(v)) for p, s, v in zip(props, res.scores, res.votes, strict=True)]
         empty = np.zeros(shape, bool)
-        j = self._confirmed_index(t, props, frame, shape)
-        if j is not None and np.isfinite(res.scores[j]):  # not taken by another object of the instruction
+        chosen = self._confirmed.get(t.name)  # (read once: the frame thread may replace it meanwhile)
+        j = self._confirmed_index(t, props, frame, shape, chosen)
+        if chosen is not None and j is not None and np.isfinite(res.scores[j]):  # not taken by another object
             mask = self.segmenter.segment(rgb, depth, frame.intrinsics, props[j], detections.table_plane)
             if mask.any():
                 taken.append(idx[j])
-                chosen = self._confirmed[t.name]
                 return ObjectGrounding(t.name, t.category, t.color, "found", mask, mask_bbox(mask), cands[j].score, cands,
                                        None, f"{USER_CHOSEN}: {chosen.reason} (matcher: {res.status}, {res.reason})",
                                        "detection", 1.0, proposals=[props[j]])

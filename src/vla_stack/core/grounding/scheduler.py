@@ -348,6 +348,13 @@ class GroundingScheduler:
         that is already being grounded is ignored). Returns what to publish at once (the
         instruction passed through, a no_reference status)."""
         update = GroundingUpdate()
+        from vla_stack.core.planning.selection import parse_choice  # (the planner's reading of user text)
+
+        if self._instruction and parse_choice(text).kind != "none":
+            # "the left one" typed on task/instruction: the planner takes it as a choice; the task stays
+            self.log.info(f"{text[:80]!r} is a choice among candidates, not a task: still grounding "
+                          f"{self._instruction[:80]!r}")
+            return update
         if text == self._instruction and self.cameras[0].pipeline.target_names:
             # the same task again (a repeated publish, a late joiner): keep grounding, don't restart
             if self._throttle("duplicate instruction", 5.0):
