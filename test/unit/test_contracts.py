@@ -25,6 +25,12 @@ EXAMPLES = [
     (c.EnrollRequest("my_mug", "cup", ("/tmp/a.png",), (), False, ("/tmp/not_mine.png",)), c.encode_enroll, c.parse_enroll),
     (c.SimReset(seed=3, num_mugs=4), c.encode_sim_reset, c.parse_sim_reset),
     (c.SimReset(seed=7), c.encode_sim_reset, c.parse_sim_reset),
+    (c.SelectionRequest("left", object="my_mug", generation=7, stamp=12.5, text="the left one", instruction="bring my cup"),
+     c.encode_selection, c.parse_selection),
+    (c.SelectionRequest("box", None, (10.0, 20.0, 60.0, 90.0), generation=3), c.encode_selection, c.parse_selection),
+    (c.SelectionRequest("ordinal", -1), c.encode_selection, c.parse_selection),
+    (c.FeedbackClick(2), c.encode_feedback_click, c.parse_feedback_click),
+    (c.FeedbackClick(box=(1.0, 2.0, 30.0, 40.0)), c.encode_feedback_click, c.parse_feedback_click),
 ]
 
 
@@ -47,7 +53,7 @@ def test_a_newer_version_is_refused_with_the_reason(message, encode, parse):
 
 
 @pytest.mark.parametrize("parse", [c.parse_subtask, c.parse_exclusion, c.parse_enroll, c.parse_sim_reset,
-                                   c.parse_ground_truth])
+                                   c.parse_ground_truth, c.parse_selection])
 def test_malformed_json_is_refused_with_the_reason(parse):
     with pytest.raises(c.ContractError, match="not valid JSON"):
         parse("{pick")
@@ -82,10 +88,30 @@ def test_messages_recorded_before_the_version_field_still_parse():
     (c.parse_sim_reset, '{"seed": 2.5}', "'seed' must be an integer"),
     (c.parse_ground_truth, '{"seed": 1, "mugs": []}', "needs 'time'"),
     (c.parse_ground_truth, '{"time": 1.0, "seed": 1, "mugs": [{"x": 1}]}', "'mugs' must be a list"),
+    (c.parse_selection, '{"index": 1}', "needs 'selector'"),
+    (c.parse_selection, '{"selector": "purple"}', "'selector' must be one of"),
+    (c.parse_selection, '{"selector": "index"}', "needs an 'index'"),
+    (c.parse_selection, '{"selector": "index", "index": -2}', "must be >= 0"),
+    (c.parse_selection, '{"selector": "box", "box": [1, 2, 3]}', "4 finite numbers"),
+    (c.parse_selection, '{"selector": "box", "box": [5, 2, 3, 9]}', "x1 > x0"),
+    (c.parse_selection, '{"selector": "box"}', "needs a 'box'"),
+    (c.parse_selection, '{"selector": "left", "generation": -1}', "'generation' must be >= 0"),
+    (c.parse_feedback_click, '{"choose": 1}', "needs 'select'"),
+    (c.parse_feedback_click, '{"select": "left"}', "must be an integer"),
+    (c.parse_feedback_click, '{"select": {}}', "an index or a box"),
+    (c.parse_feedback_click, '{"select": -1}', "must be >= 0"),
+    (c.parse_feedback_click, '{left', "not valid JSON"),
 ])
 def test_bad_fields_are_refused_with_the_reason(parse, text, needle):
     with pytest.raises(c.ContractError, match=re.escape(needle)):
         parse(text)
+
+
+def test_feedback_that_is_not_json_is_speech_not_a_click():
+    assert c.parse_feedback_click("the left one") is None and c.parse_feedback_click(None) is None
+    assert c.parse_feedback_click(b'{"select": 0}') == c.FeedbackClick(0)
+    assert c.SelectionRequest("ordinal", 1).describe() == "the second one from the left"
+    assert c.SelectionRequest("left").describe() == "the left one"
 
 
 def test_ground_truth_of_the_simulator_round_trips():

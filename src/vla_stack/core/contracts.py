@@ -8,6 +8,8 @@ through them, so the wire format lives here and nowhere else.
 |----------------------|----------------------|--------------------------------------|
 | `planner/subtask`    | `SubtaskMessage`     | planner -> action expert, monitors   |
 | `grounding/exclude`  | `ExclusionRequest`   | planner -> grounding ("not that one")|
+| `grounding/select`   | `SelectionRequest`   | planner/dashboard -> grounding ("the left one") |
+| `task/feedback` JSON | `FeedbackClick`      | dashboard -> planner (a click on a candidate) |
 | `grounding/enroll`   | `EnrollRequest`      | anyone -> grounding                  |
 | `sim/reset`          | `SimReset`           | evaluation -> simulator              |
 | `sim/ground_truth`   | `GroundTruth`        | simulator -> evaluation only         |
@@ -220,6 +222,163 @@ def parse_exclusion(text: str | bytes) -> ExclusionRequest:
         tuple(positions), radius, _str(data, "frame_id", what, ""), _str(data, "object", what, ""),  # type: ignore[arg-type]
         _str(data, "instruction", what, ""), _float(data, "stamp", what, 0.0), _str(data, "reason", what, ""),
     )
+
+
+# ============================================================================ grounding/select
+SELECTORS = ("left", "right", "middle", "nearest", "farthest", "ordinal", "index", "box", "only", "current")
+"""How a `SelectionRequest` names the chosen candidate (see its docstring)."""
+
+
+@dataclass(frozen=True)
+class SelectionRequest:
+    """`grounding/select`: the user chose which candidate is the object ("the left one").
+
+    Grounding resolves it against the candidates of its last "ambiguous" answer (the ones it
+    listed in `grounding/status` `candidate_boxes`, in that order) and then highlights and tracks
+    the chosen instance as user-confirmed::
+
+        {"version": 1, "selector": "left", "index": null, "box": null, "object": "my_mug",
+         "generation": 7, "stamp": 12.5, "source": "user", "text": "the left one",
+         "instruction": "bring my cup to the tray"}
+
+    Args:
+        selector: how the candidate is named: "left" / "right" / "middle" (image x of the box
+            centre), "nearest" / "farthest" (distance to the camera from depth; without depth the
+            largest / smallest box), "ordinal" (`index`-th from the left, 0-based; -1 = the last
+            one), "index" (position `index` in the status's candidate list, e.g. a click), "box"
+            (the candidate whose box overlaps `box` most, image px), "only" (the one candidate
+            proposed: "yes, that one" when exactly one is proposed), "current" (confirm the
+            object grounding has found now: "yes, that one").
+        index: the rank ("ordinal") or list position ("index"); None otherwise.
+        box: (x0, y0, x1, y1) image px of the chosen candidate ("box"), else None.
+        object: name of the personal object the choice is about ("" = the first of the instruction).
+        generation: grounding's generation of the answer the choice was made on (the status
+            value "generation"); 0 = whatever is pending now. Another generation is stale.
+        stamp: when the choice was made, s (sender clock).
+        source: who chose ("user").
+        text: what the user said or did, for logs.
+        instruction: the task's instruction.
+    """
+
+    VERSION: ClassVar[int] = 1
+
+    selector: str
+    index: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    object: str = ""
+    generation: int = 0
+    stamp: float = 0.0
+    source: str = "user"
+    text: str = ""
+    instruction: str = ""
+
+    def describe(self) -> str:
+        """How the user named it, for logs and reasons ("the left one", "candidate #2")."""
+        if self.selector == "ordinal":
+            k = self.index if self.index is not None else 0
+            word = "last" if k == -1 else ("first", "second", "third", "fourth", "fifth")[k] if 0 <= k < 5 else f"#{k + 1}"
+            return f"the {word} one from the left"
+        if self.selector == "index":
+            return f"candidate #{self.index}"
+        if self.selector == "box":
+            return "the clicked box"
+        if self.selector in ("only", "current"):
+            return "this one"
+        return f"the {self.selector} one"
+
+
+def _box(value: Any, what: str) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, list | tuple) or len(value) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise ContractError(f"{what}: 'box' must be 4 finite numbers [x0, y0, x1, y1] (image px), got {value!r}")
+    x0, y0, x1, y1 = (float(v) for v in value)
+    if not (x1 > x0 and y1 > y0):
+        raise ContractError(f"{what}: 'box' must have x1 > x0 and y1 > y0, got {value!r}")
+    return (x0, y0, x1, y1)
+
+
+def encode_selection(request: SelectionRequest) -> str:
+    """Compact JSON of a `SelectionRequest` (format above)."""
+    return _dump(SelectionRequest.VERSION, {**asdict(request), "box": list(request.box) if request.box else None})
+
+
+def parse_selection(text: str | bytes) -> SelectionRequest:
+    """`grounding/select` JSON -> `SelectionRequest`. Raises ContractError with the reason."""
+    what = "selection request"
+    data = _load(text, what, SelectionRequest.VERSION)
+    selector = _str(data, "selector", what).strip().lower()
+    if selector not in SELECTORS:
+        raise ContractError(f"{what}: 'selector' must be one of {SELECTORS}, got {selector!r}")
+    index = _int(data, "index", what) if data.get("index") is not None else None
+    box = _box(data.get("box"), what)
+    if selector in ("ordinal", "index") and index is None:
+        raise ContractError(f"{what}: selector {selector!r} needs an 'index'")
+    if selector == "index" and index is not None and index < 0:
+        raise ContractError(f"{what}: 'index' must be >= 0 for selector 'index', got {index}")
+    if selector == "box" and box is None:
+        raise ContractError(f"{what}: selector 'box' needs a 'box' [x0, y0, x1, y1]")
+    generation = _int(data, "generation", what, 0)
+    if generation < 0:
+        raise ContractError(f"{what}: 'generation' must be >= 0, got {generation}")
+    return SelectionRequest(selector, index, box, _str(data, "object", what, ""), generation,
+                            _float(data, "stamp", what, 0.0), _str(data, "source", what, "user") or "user",
+                            _str(data, "text", what, ""), _str(data, "instruction", what, ""))
+
+
+# ============================================================================ task/feedback (click)
+@dataclass(frozen=True)
+class FeedbackClick:
+    """A click on a candidate, sent as JSON on `task/feedback` (a dashboard; plain text is speech)::
+
+        {"select": 1}                      # the candidate at position 1 of grounding's list
+        {"select": {"box": [10, 20, 60, 90]}}  # the candidate under this box (image px)
+
+    Args:
+        index: position in grounding's candidate list (`candidate_boxes` order), or None.
+        box: (x0, y0, x1, y1) image px, or None.
+    """
+
+    VERSION: ClassVar[int] = 1
+
+    index: int | None = None
+    box: tuple[float, float, float, float] | None = None
+
+
+def encode_feedback_click(click: FeedbackClick) -> str:
+    """JSON of a click (what a dashboard publishes on task/feedback)."""
+    body: Any = click.index if click.box is None else {"box": list(click.box)}
+    return _dump(FeedbackClick.VERSION, {"select": body})
+
+
+def parse_feedback_click(text: object) -> FeedbackClick | None:
+    """A click on `task/feedback`, or None when the text is not JSON (speech: "the left one").
+
+    Raises:
+        ContractError: text that looks like JSON ("{...}") but is not a valid click.
+    """
+    if not isinstance(text, str | bytes):
+        return None
+    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    if not raw.strip().startswith("{"):
+        return None
+    what = "feedback click"
+    data = _load(raw, what, FeedbackClick.VERSION)
+    if "select" not in data:
+        raise ContractError(f"{what}: a JSON feedback needs 'select' (a candidate index or {{\"box\": [x0, y0, x1, y1]}}), "
+                            f"got keys {sorted(data)}")
+    value = data["select"]
+    if isinstance(value, dict):
+        box = _box(value.get("box"), what)
+        index = _int(value, "index", what) if value.get("index") is not None else None
+        if box is None and index is None:
+            raise ContractError(f"{what}: 'select' needs an index or a box, got {value!r}")
+    else:
+        box, index = None, _int(data, "select", what)
+    if index is not None and index < 0:
+        raise ContractError(f"{what}: the candidate index must be >= 0, got {index}")
+    return FeedbackClick(index, box)
 
 
 # ============================================================================ grounding/enroll

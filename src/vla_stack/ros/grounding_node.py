@@ -6,6 +6,12 @@ Subscribes (names from `vla_stack.ros.interfaces`; each camera `NS` in the `came
   16UC1 mm, aligned to colour), `NS/color/camera_info` (CameraInfo);
 - `task/instruction` (String): "bring my cup to the tray" -> which enrolled objects to ground;
 - `grounding/exclude` (String JSON, latched, from the planner): instances not to select ("not that one");
+- `grounding/select` (String JSON, `contracts.SelectionRequest`, from the planner or a dashboard): the
+  user's choice among the candidates of the last "ambiguous" answer ("the left one", a click), resolved
+  spatially; the chosen instance is highlighted, tracked and kept as user-confirmed (status found,
+  reason "user chose ..."); a choice that does not fit is refused with the reason (status value
+  `selection`), nothing changes;
+- `planner/subtask` (String JSON, latched): only with `online_confirmation`, to see a pick done;
 - `grounding/enroll` (String JSON): enrol a personal object at run time,
   `{"name": "my_mug", "category": "cup", "images": ["/path/a.png", ...], "aliases": [], "overwrite": false,
   "not_mine": ["/path/other_mug.png"]}` (photos checked, the object's own decision rule derived; "not_mine":
@@ -22,6 +28,10 @@ Publishes (first camera of `cameras`; other cameras under `grounding/NS/...`):
 - `grounding/markers` (MarkerArray): centroid, grasp approach and label per found object (rviz2);
 - `grounding/status` (DiagnosticArray "grounding"): status found / not_found / ambiguous /
   no_reference, reason, match scores of every candidate, mode (detect/track), latencies.
+
+Online confirmation (`online_confirmation`, default false): a user's choice or confirmation and a
+pick the planner reports done add the object's current view to its memory (bounded, its rule
+re-derived); "not that one" adds the excluded instance's view as a negative. Each is logged.
 
 Services (std_srvs/Trigger): `~/reload_memory` re-reads the personal-object memory directory;
 `~/reset` forgets the task (instruction, tracks, exclusions, place) and reloads the memory.
@@ -50,7 +60,13 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 
-from vla_stack.core.contracts import ContractError, parse_enroll, parse_exclusion
+from vla_stack.core.contracts import (
+    ContractError,
+    parse_enroll,
+    parse_exclusion,
+    parse_selection,
+    parse_subtask,
+)
 from vla_stack.core.grounding.embedders import EMBEDDERS
 from vla_stack.core.grounding.imageops import resolve_color
 from vla_stack.core.grounding.matching import MatchConfig
@@ -110,6 +126,11 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "topics.instruction": (itf.INSTRUCTION.name, "instruction input (String)"),
     "topics.exclude": (itf.GROUNDING_EXCLUDE.name, "exclusions from the planner (String JSON)"),
     "topics.enroll": (itf.GROUNDING_ENROLL.name, "run-time enrolment (String JSON)"),
+    "topics.select": (itf.GROUNDING_SELECT.name, "the user's choice of candidate (String JSON)"),
+    "topics.subtask": (itf.PLANNER_SUBTASK.name, "planner subtask (String JSON; read with online_confirmation only)"),
+    "online_confirmation": (False, "add the object's view to its memory when the user chooses or confirms it and when "
+                            "the planner's pick of it is done, and the excluded instance's view as a negative on 'not that "
+                            "one' (bounded, rule re-derived; off by default: a wrong confirmation drifts the memory)"),
     "topics.prompted_image": (itf.PROMPTED_IMAGE.name, "highlighted image output (Image rgb8)"),
     "topics.mask": (itf.GROUNDING_MASK.name, "mask output (Image mono8)"),
     "topics.target": (itf.GROUNDING_TARGET.name, "grasp point output (PoseStamped)"),
@@ -210,13 +231,19 @@ class GroundingNode(Node):
                                  lambda m: self._guard(self._on_exclude, m), itf.GROUNDING_EXCLUDE.sub_qos)
         self.create_subscription(itf.GROUNDING_ENROLL.msg_type, topic("enroll"),
                                  lambda m: self._guard(self._on_enroll, m), itf.GROUNDING_ENROLL.sub_qos)
+        self.create_subscription(itf.GROUNDING_SELECT.msg_type, topic("select"),
+                                 lambda m: self._guard(self._on_select, m), itf.GROUNDING_SELECT.sub_qos)
+        self.online_confirmation = bool(values["online_confirmation"])
+        if self.online_confirmation:
+            self.create_subscription(itf.PLANNER_SUBTASK.msg_type, topic("subtask"),
+                                     lambda m: self._guard(self._on_subtask, m), itf.PLANNER_SUBTASK.sub_qos)
         self.create_service(itf.GROUNDING_RELOAD_MEMORY.srv_type, itf.GROUNDING_RELOAD_MEMORY.name, self._on_reload)
         self.create_service(itf.GROUNDING_RESET.srv_type, itf.GROUNDING_RESET.name, self._on_reset)
 
         # ---- detection worker, adoption and reporting rules
         self.scheduler = GroundingScheduler(
             pipelines, [c.ns for c in self.cameras], place=self.place_config if self.place_enabled else None,
-            status_period=self.status_period, logger=log)
+            status_period=self.status_period, logger=log, online_confirmation=self.online_confirmation)
         log.info(
             f"grounding_node: cameras {[c.ns for c in self.cameras]} (poses "
             f"{['known' if c.pose is not None else 'unknown' for c in self.cameras]}), backends "
@@ -347,6 +374,25 @@ class GroundingNode(Node):
             return
         self.scheduler.enroll(req.name, req.category, list(req.images), list(req.aliases), req.overwrite,
                               list(req.not_mine))
+
+    def _on_select(self, msg) -> None:
+        try:
+            req = parse_selection(msg.data)
+        except ContractError as exc:
+            self.get_logger().warning(f"grounding/select rejected: {exc}")
+            return
+        self.get_logger().info(f"selection from the {req.source}: {req.describe()} ({req.text[:80]!r})")
+        update = self.scheduler.select(req.selector, req.index, req.box, req.object, req.generation, req.text,
+                                       ros_seconds(self))
+        self._publish_status(update.status)
+
+    def _on_subtask(self, msg) -> None:
+        try:
+            sub = parse_subtask(msg.data)
+        except ContractError as exc:
+            self.get_logger().warning(f"planner/subtask rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        self.scheduler.on_subtask(sub.skill, sub.status, sub.plan_id, sub.index, str(sub.arguments.get("object", "")))
 
     def _on_reset(self, request, response):
         """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""

@@ -14,7 +14,7 @@ QoS rules (see DESIGN.md):
 - Configuration-like state (instructions, rewritten instruction, status): reliable and
   transient-local depth 1, so a late joiner sees the last value.
 
-JSON carried in std_msgs/String (subtask, exclusion, enrolment, sim reset, ground truth) has its
+JSON carried in std_msgs/String (subtask, exclusion, selection, enrolment, sim reset, ground truth) has its
 format, version, encoder and parser in `vla_stack.core.contracts`, nowhere else.
 """
 
@@ -174,6 +174,13 @@ GROUNDING_EXCLUDE = _reliable(
     '"reason"}; each message replaces the previous set, an empty list clears it '
     "(vla_stack.core.contracts.ExclusionRequest)",
     latched=True,
+)
+GROUNDING_SELECT = _event(
+    "grounding/select", String,
+    "JSON: the user's choice among the candidates of grounding's last 'ambiguous' answer ('the left one', a click), "
+    '{"version": 1, "selector": left|right|middle|nearest|farthest|ordinal|index|box|only|current, "index", "box": '
+    '[x0, y0, x1, y1] px, "object", "generation", "stamp", "source": "user", "text", "instruction"} '
+    "(vla_stack.core.contracts.SelectionRequest)",
 )
 PLANNER_SUBTASK = _reliable(
     "planner/subtask", String, "JSON: skill, arguments, index, status (vla_stack.core.contracts.SubtaskMessage)",

@@ -15,7 +15,12 @@ Publishes:
   current subtask) every `publish_period` s and at once on every change;
 - `planner/status` (DiagnosticArray, name "planner") likewise: state, plan, subtask, events;
 - `grounding/exclude` (String JSON, latched) when the user says "not that one" and when a new
-  task clears the exclusions.
+  task clears the exclusions;
+- `grounding/select` (String JSON, `contracts.SelectionRequest`) when the user chooses among the
+  candidates grounding asks about ("the left one", "the second one", a click `{"select": 1}` on
+  task/feedback) or confirms the found object ("yes, that one"); planner/status then carries the
+  question ("I can't tell which cup is yours: 2 candidates, left 0.91, right 0.90 — which one?")
+  in its message and the value `question`.
 
 Services (std_srvs/Trigger): `~/reset` forgets the task, plan, memory and exclusions (new
 episode); `~/confirm_resume` starts a task found in the resume file (see below).
@@ -51,7 +56,7 @@ import numpy as np
 from rclpy.node import Node
 
 from vla_stack.bringup import RUN_ID_ENV
-from vla_stack.core.contracts import encode_exclusion, encode_subtask
+from vla_stack.core.contracts import encode_exclusion, encode_selection, encode_subtask
 from vla_stack.core.planning import (
     PLANNERS,
     MonitorConfig,
@@ -60,6 +65,7 @@ from vla_stack.core.planning import (
 )
 from vla_stack.core.planning.backends.base import PlannerBackend
 from vla_stack.core.planning.monitor import grounding_status_from_report
+from vla_stack.core.planning.selection import grounding_choice_from_report
 from vla_stack.core.robot_profile import DEFAULT_ROBOT, load_robot_profile
 from vla_stack.ros import interfaces as itf
 from vla_stack.ros.conversions import (
@@ -105,6 +111,7 @@ NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
     "topics.grounding_target": (itf.GROUNDING_TARGET.name, "grasp point of the grounded object (PoseStamped)"),
     "topics.grounding_image": (itf.PROMPTED_IMAGE.name, "prompted image for the vlm backend (Image)"),
     "topics.grounding_exclude": (itf.GROUNDING_EXCLUDE.name, "exclusion requests to grounding (String JSON)"),
+    "topics.grounding_select": (itf.GROUNDING_SELECT.name, "the user's choice of candidate to grounding (String JSON)"),
     "topics.joint_states": (itf.JOINT_STATES.name, "joint states (JointState)"),
     "topics.wrench": (itf.WRENCH.name, "wrist force/torque (WrenchStamped)"),
     "topics.subtask": (itf.PLANNER_SUBTASK.name, "current subtask output (String JSON)"),
@@ -157,6 +164,9 @@ class PlannerNode(Node):
         self.exclude_pub = self.create_publisher(
             itf.GROUNDING_EXCLUDE.msg_type, topic("grounding_exclude"), itf.GROUNDING_EXCLUDE.pub_qos
         )
+        self.select_pub = self.create_publisher(
+            itf.GROUNDING_SELECT.msg_type, topic("grounding_select"), itf.GROUNDING_SELECT.pub_qos
+        )
 
         # ---- subscriptions
         self.create_subscription(itf.INSTRUCTION.msg_type, topic("instruction"), self._on_instruction, itf.INSTRUCTION.sub_qos)
@@ -185,6 +195,7 @@ class PlannerNode(Node):
         self._pub_lock = threading.Lock()
         self._published_version = -1
         self._published_exclusions = 0
+        self._published_selections = 0
         self._latent: np.ndarray | None = None
         self._latent_key: tuple[str, str] | None = None
         self._model_ready = False
@@ -334,6 +345,7 @@ class PlannerNode(Node):
             self.planner = TaskPlanner(self.backend, *self._planner_configs, clock=lambda: ros_seconds(self),
                                        logger=self.get_logger(), profile=self.profile)
             self._published_version = -1
+            self._published_selections = 0
             cleared = old.exclusion_version != 0
         if cleared:  # tell grounding the exclusions are gone
             self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=encode_exclusion(self.planner.exclusion_request())))
@@ -364,12 +376,13 @@ class PlannerNode(Node):
         self._after_input()
 
     def _on_grounding_status(self, msg) -> None:
-        parsed = grounding_status_from_report(diagnostics_to_dict(msg))
+        report = diagnostics_to_dict(msg)
+        parsed = grounding_status_from_report(report)
         if parsed is None:
             self.get_logger().warning("grounding status without a found/not_found/ambiguous status; ignored",
                                       throttle_duration_sec=5.0)
             return
-        self.planner.on_grounding_status(*parsed)
+        self.planner.on_grounding_status(*parsed, choice=grounding_choice_from_report(report))
         self._after_input()
 
     def _on_grounding_target(self, msg) -> None:
@@ -488,6 +501,10 @@ class PlannerNode(Node):
             if self.planner.exclusion_version != self._published_exclusions:
                 self._published_exclusions = self.planner.exclusion_version
                 self.exclude_pub.publish(itf.GROUNDING_EXCLUDE.msg_type(data=encode_exclusion(self.planner.exclusion_request())))
+            selection = self.planner.selection_request()
+            if self.planner.selection_version != self._published_selections and selection is not None:
+                self._published_selections = self.planner.selection_version
+                self.select_pub.publish(itf.GROUNDING_SELECT.msg_type(data=encode_selection(selection)))
             self.status_pub.publish(self._status_msg())
             self._save_task()
 

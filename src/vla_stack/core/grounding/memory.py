@@ -47,7 +47,7 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -201,6 +201,10 @@ class PersonalObject:
         source: where the references came from ("files", "sim:seed=3", ...).
         negatives: crops of look-alikes the user said are not this object.
         rule: the object's own decision rule (None: not derived yet).
+        view_origins: per crop, "enrolled" (a reference given at enrolment: never dropped) or
+            "online" (a confirmed view added at run time, `add_confirmed_view`: bounded).
+        negative_origins: per negative, "enrolled" (a "not mine" photo: never dropped) or
+            "online" (a wrong pick the user reported, `add_negative_view`: bounded).
     """
 
     name: str
@@ -213,6 +217,22 @@ class PersonalObject:
     source: str = ""
     negatives: list[ObjectCrop] = field(default_factory=list)
     rule: ObjectRule | None = None
+    view_origins: list[str] = field(default_factory=list)
+    negative_origins: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.view_origins = list(self.view_origins) + ["enrolled"] * (len(self.crops) - len(self.view_origins))
+        self.negative_origins = list(self.negative_origins) + ["enrolled"] * (len(self.negatives) - len(self.negative_origins))
+
+    @property
+    def online_views(self) -> int:
+        """Confirmed views added at run time."""
+        return sum(o == "online" for o in self.view_origins)
+
+    @property
+    def online_negatives(self) -> int:
+        """Negatives added at run time (wrong picks)."""
+        return sum(o == "online" for o in self.negative_origins)
 
 
 def _sharpness(crop: ObjectCrop) -> float:
@@ -234,17 +254,30 @@ BLUR_RATIO = 0.2
 """A reference whose sharpness is below this fraction of the median of the others is blurred."""
 MIN_SHARPNESS = 2.0
 """Sharpness (variance of the Laplacian at 96 px) below which a reference is out of focus on its own."""
+MAX_ONLINE_VIEWS = 8
+"""Online confirmed views kept per object (the oldest is dropped for a new one)."""
+MAX_ONLINE_NEGATIVES = 8
+"""Online negatives (wrong picks) kept per object."""
 DUPLICATE_LEVELS = 0.5
 """Two reference crops of the same size that differ by less than this mean level (0..255) are the
 same photo (even two shots from one spot differ by their sensor noise, ~2 levels; views of a
 symmetric object from different sides are not refused)."""
 
 
-def check_reference_quality(crops: Sequence[ObjectCrop]) -> None:
+def _same_view(a: ObjectCrop, b: ObjectCrop) -> bool:
+    """The same photo (see DUPLICATE_LEVELS)."""
+    return (a.rgb.shape == b.rgb.shape and np.array_equal(a.mask, b.mask)
+            and float(np.abs(a.rgb.astype(np.float32) - b.rgb.astype(np.float32)).mean()) < DUPLICATE_LEVELS)
+
+
+def check_reference_quality(crops: Sequence[ObjectCrop], only: int | None = None) -> None:
     """ValueError, saying which reference and what to do, for a black, blank, blurred or
-    duplicate reference crop (see the module constants for the levels)."""
+    duplicate reference crop (see the module constants for the levels). `only`: check just
+    that crop (against the others), e.g. a view added later."""
     sharp = [_sharpness(c) for c in crops]
     for i, c in enumerate(crops):
+        if only is not None and i != only:
+            continue
         grey = c.rgb.astype(np.float32).mean(axis=2)
         level = float(grey[c.mask].mean()) if c.mask.any() else float(grey.mean())
         if level < BLACK_LEVEL:
@@ -259,10 +292,10 @@ def check_reference_quality(crops: Sequence[ObjectCrop]) -> None:
         if rest and sharp[i] < BLUR_RATIO * float(np.median(rest)):
             raise ValueError(f"reference {i} is blurred (sharpness {sharp[i]:.1f}, the others {np.median(rest):.1f}): "
                              "take it again, in focus")
-        for j in range(i):
-            other = crops[j]
-            if (other.rgb.shape == c.rgb.shape and np.array_equal(other.mask, c.mask)
-                    and float(np.abs(other.rgb.astype(np.float32) - c.rgb.astype(np.float32)).mean()) < DUPLICATE_LEVELS):
+        for j in range(len(crops)) if only is not None else range(i):
+            if j == i:
+                continue
+            if _same_view(crops[j], c):
                 raise ValueError(f"reference {i} is a duplicate of reference {j}: give views of the object from "
                                  "different sides")
 
@@ -497,6 +530,121 @@ class PersonalObjectMemory:
                 log.warning("cannot store the decision rule of '%s' (%s); kept in memory only", name, exc)
         return obj.rule
 
+    # ---- online confirmation -------------------------------------------------------------
+    def _writable(self, name: str) -> PersonalObject:
+        obj = self.get(name)
+        if obj.directory is None or obj.directory.parent != self.root:
+            raise ValueError(f"personal object '{name}' is read from {obj.directory}, outside the writable memory "
+                             f"{self.root}: nothing is added there (move it to {self.root} first)")
+        return obj
+
+    def add_confirmed_view(self, name: str, crop: ObjectCrop, embedder: Embedder, top_k: int = 2,
+                           max_online: int = MAX_ONLINE_VIEWS, source: str = "") -> PersonalObject:
+        """Add a confirmed view of object `name` (a user's choice or confirmation, a successful pick).
+
+        Bounded: at most `max_online` online views; the oldest online view is dropped for a new
+        one, the enrolled references never. The crop is checked like an enrolment photo (black,
+        blank, out of focus, blurred against the other views, a duplicate of one: ValueError saying
+        which), the object's own decision rule is re-derived with it (`self_calibration`), and the
+        object is rewritten as a whole (a temporary directory renamed into place): a refusal or
+        a failure leaves the stored object as it was.
+
+        Returns:
+            The updated object.
+
+        Raises:
+            ValueError: a bad crop, `max_online` < 1, an object outside the writable memory.
+            KeyError: no object of that name.
+            OSError: the memory is not writable.
+        """
+        if max_online < 1:
+            raise ValueError(f"max_online must be >= 1, got {max_online}")
+        obj = self._writable(name)
+        crop = self._check_crop(crop, "confirmed view")
+        crops, origins = [*obj.crops, crop], [*obj.view_origins, "online"]
+        try:
+            check_reference_quality(crops, only=len(crops) - 1)
+        except ValueError as exc:
+            raise ValueError(f"confirmed view refused: {str(exc).replace(f'reference {len(crops) - 1}', 'the new view')}") from exc
+        emb = {v: np.vstack([a, embedder.embed_crops([crop]).astype(np.float32)]) if v == embedder.version else None
+               for v, a in obj.embeddings.items()}
+        if embedder.version not in emb:
+            emb[embedder.version] = embedder.embed_crops(crops).astype(np.float32)
+        embeddings = {v: a for v, a in emb.items() if a is not None}  # other embedders' vectors are recomputed when needed
+        while sum(o == "online" for o in origins) > max_online:
+            k = origins.index("online")  # the oldest online view
+            del crops[k], origins[k]
+            embeddings = {v: np.delete(a, k, axis=0) for v, a in embeddings.items()}
+        new = replace(obj, crops=crops, view_origins=origins, embeddings=embeddings, negatives=list(obj.negatives),
+                      negative_origins=list(obj.negative_origins), rule=None)
+        return self._rederive_and_store(new, embedder, top_k, f"confirmed view ({source or 'online'})")
+
+    def add_negative_view(self, name: str, crop: ObjectCrop, embedder: Embedder, top_k: int = 2,
+                          max_online: int = MAX_ONLINE_NEGATIVES, source: str = "") -> PersonalObject:
+        """Add a negative of object `name`: the crop of an instance that is *not* it (a wrong pick,
+        "not that one"). Bounded like `add_confirmed_view` (the enrolled "not mine" photos are
+        never dropped); the crop is checked (black, blank, out of focus), the rule re-derived and
+        the object rewritten as a whole; a refusal leaves it as it was.
+
+        Raises:
+            ValueError: a bad crop, a crop identical to one of the object's own views, `max_online`
+                < 1, an object outside the writable memory.
+            KeyError: no object of that name.
+        """
+        if max_online < 1:
+            raise ValueError(f"max_online must be >= 1, got {max_online}")
+        obj = self._writable(name)
+        crop = self._check_crop(crop, "negative")
+        # an online view that is this very crop was a wrong confirmation (the pick of a look-alike
+        # confirmed it, then the user said "not that one"): it is withdrawn, the negative replaces it
+        crops, view_origins = list(obj.crops), list(obj.view_origins)
+        embeddings = dict(obj.embeddings)
+        withdrawn = [k for k, (c, o) in enumerate(zip(crops, view_origins, strict=True))
+                     if o == "online" and _same_view(c, crop)]
+        for k in reversed(withdrawn):
+            del crops[k], view_origins[k]
+            embeddings = {v: np.delete(a, k, axis=0) for v, a in embeddings.items()}
+        try:
+            check_reference_quality([*crops, crop], only=len(crops))
+        except ValueError as exc:
+            msg = str(exc).replace(f"reference {len(crops)}", "the negative")
+            if "duplicate" in msg:
+                msg = ("the negative is one of the object's enrolled views: a view cannot be both mine and not mine "
+                       "(re-enrol the object if that reference is wrong)")
+            raise ValueError(f"negative refused: {msg}") from exc
+        negatives, origins = [*obj.negatives, crop], [*obj.negative_origins, "online"]
+        while sum(o == "online" for o in origins) > max_online:
+            k = origins.index("online")
+            del negatives[k], origins[k]
+        new = replace(obj, crops=crops, view_origins=view_origins, negatives=negatives,
+                      negative_origins=origins, embeddings=embeddings, rule=None)
+        what = f"negative ({source or 'online'})" + (
+            f", withdrawing the {len(withdrawn)} online view(s) that had confirmed it" if withdrawn else "")
+        return self._rederive_and_store(new, embedder, top_k, what)
+
+    @staticmethod
+    def _check_crop(crop: object, what: str) -> ObjectCrop:
+        if not isinstance(crop, ObjectCrop):
+            raise ValueError(f"{what} refused: not an object crop ({type(crop).__name__})")
+        try:
+            rgb = check_rgb(crop.rgb)
+        except InvalidImage as exc:
+            raise ValueError(f"{what} refused: {exc}") from exc
+        mask = np.asarray(crop.mask, bool)
+        if mask.shape != rgb.shape[:2] or not mask.any():
+            raise ValueError(f"{what} refused: its mask is empty or does not match the image")
+        return ObjectCrop(rgb, mask)
+
+    def _rederive_and_store(self, obj: PersonalObject, embedder: Embedder, top_k: int, what: str) -> PersonalObject:
+        report = self._derive(obj, embedder, top_k)
+        obj.rule = report.rule
+        self._save(obj, overwrite=True)
+        self._cache[obj.name] = obj
+        log.info("personal object '%s': added a %s; %d views (%d online), %d negatives (%d online); rule re-derived "
+                 "(floor %.3f, margin %.3f)", obj.name, what, len(obj.crops), obj.online_views, len(obj.negatives),
+                 obj.online_negatives, obj.rule.accept_threshold, obj.rule.margin)
+        return obj
+
     def remove(self, name: str) -> None:
         """Delete the object `name` and its files. KeyError when it is not enrolled."""
         check_name(name)
@@ -529,7 +677,7 @@ class PersonalObjectMemory:
                 if not cv2.imwrite(str(tmp / img_f), np.ascontiguousarray(crop.rgb[:, :, ::-1])):
                     raise OSError(f"cannot write {tmp / img_f}")
                 cv2.imwrite(str(tmp / mask_f), crop.mask.astype(np.uint8) * 255)
-                refs.append({"image": img_f, "mask": mask_f})
+                refs.append({"image": img_f, "mask": mask_f, **({"online": True} if obj.view_origins[i] == "online" else {})})
             for i, crop in enumerate(obj.negatives):
                 img_f, mask_f = f"neg_{i:02d}.png", f"neg_{i:02d}_mask.png"
                 if not cv2.imwrite(str(tmp / img_f), np.ascontiguousarray(crop.rgb[:, :, ::-1])):
@@ -557,7 +705,8 @@ class PersonalObjectMemory:
     def _write_meta(self, obj: PersonalObject, refs: list[dict] | None = None) -> None:
         assert obj.directory is not None
         if refs is None:
-            refs = [{"image": f"ref_{i:02d}.png", "mask": f"ref_{i:02d}_mask.png"} for i in range(len(obj.crops))]
+            refs = [{"image": f"ref_{i:02d}.png", "mask": f"ref_{i:02d}_mask.png",
+                     **({"online": True} if obj.view_origins[i] == "online" else {})} for i in range(len(obj.crops))]
         emb = {}
         for version, arr in obj.embeddings.items():
             fname = self._emb_file(version)
@@ -574,7 +723,9 @@ class PersonalObjectMemory:
             "embeddings": emb,
         }
         if obj.negatives:
-            meta["negatives"] = [{"image": f"neg_{i:02d}.png", "mask": f"neg_{i:02d}_mask.png"} for i in range(len(obj.negatives))]
+            meta["negatives"] = [{"image": f"neg_{i:02d}.png", "mask": f"neg_{i:02d}_mask.png",
+                                  **({"online": True} if obj.negative_origins[i] == "online" else {})}
+                                 for i in range(len(obj.negatives))]
         if obj.rule is not None:
             meta["decision_rule"] = obj.rule.to_dict()
         tmp = obj.directory / (META_FILE + ".tmp")
@@ -615,4 +766,6 @@ class PersonalObjectMemory:
             crops=crops, embeddings=embeddings, directory=directory,
             created=float(meta.get("created", 0.0)), source=str(meta.get("source", "")),
             negatives=negatives, rule=rule,
+            view_origins=["online" if r.get("online") else "enrolled" for r in meta["references"]],
+            negative_origins=["online" if r.get("online") else "enrolled" for r in meta.get("negatives", [])],
         )

@@ -189,6 +189,8 @@ class ObjectGrounding:
         source: "detection" or "tracking".
         tracking_confidence: tracker confidence (tracking frames), else 1 after a detection.
         target: 3D target (found with depth), else None.
+        proposals: the proposal of every candidate, aligned with `candidates` (detection frames
+            that ended ambiguous or not found; what a user's choice is resolved against).
     """
 
     name: str
@@ -204,6 +206,64 @@ class ObjectGrounding:
     source: str = "detection"
     tracking_confidence: float = 0.0
     target: TargetEstimate | None = None
+    proposals: list[Proposal] = field(default_factory=list)
+
+
+USER_CHOSEN = "the instance the user chose"
+"""Start of the reason of a detection that kept the user's chosen instance."""
+
+CONFIRMED_RADIUS_M = 0.05
+"""A proposal within this distance of the instance the user chose (horizontal in the base frame,
+3D in the camera frame) is that instance on later detections, m."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The instance of an object the user chose or confirmed ("the left one", "yes, that one").
+
+    Later detections keep it (whatever the matcher says about it and its look-alikes) while a
+    proposal lies within `radius` of `position`; without depth, the tracked mask claims it.
+
+    Args:
+        position: (3,) centroid of the instance, m, in `frame_id` (None: not known, no depth).
+        frame_id: the pipeline's base frame or "camera".
+        radius: m.
+        reason: how the user chose it ("user chose the left one (score 0.912)").
+    """
+
+    position: tuple[float, float, float] | None
+    frame_id: str
+    radius: float
+    reason: str
+
+
+@dataclass
+class _PendingChoice:
+    """The candidates of an object's last ambiguous answer (what a user's choice resolves against)."""
+
+    frame: GroundingFrame
+    proposals: list[Proposal]
+    scores: list[float]
+    table_plane: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class SelectionOutcome:
+    """What `GroundingPipeline.select` did with a user's choice.
+
+    Args:
+        accepted: the choice was applied (else nothing changed).
+        reason: what happened / why it was refused, for logs and the status.
+        name: the object the choice is about.
+        grounding: the chosen instance, found (accepted only).
+        crop_frame: the frame the chosen instance was seen in (for an online confirmation view).
+    """
+
+    accepted: bool
+    reason: str
+    name: str = ""
+    grounding: ObjectGrounding | None = None
+    crop_frame: GroundingFrame | None = None
 
 
 @dataclass
@@ -334,6 +394,8 @@ class GroundingPipeline:
         self._rules: dict[str, ObjectRule] = {}  # decision "per_object": each target's own rule
         self._table_plane: np.ndarray | None = None
         self._exclusions: list[Exclusion] = []
+        self._confirmed: dict[str, Confirmation] = {}  # name -> the instance the user chose
+        self._pending: dict[str, _PendingChoice] = {}  # name -> candidates of its last ambiguous answer
 
     # ---- instruction ---------------------------------------------------------------------
     def set_instruction(self, text: object) -> ParsedInstruction:
@@ -344,6 +406,9 @@ class GroundingPipeline:
         """
         objects = self.memory.objects()
         parsed = parse_instruction(text, objects)
+        if self._parsed is None or parsed.original != self._parsed.original:
+            self._confirmed.clear()  # another task: the user's earlier choices do not carry over
+            self._pending.clear()
         self._parsed = parsed
         self.set_targets(parsed.object_names if parsed.valid else [])
         if not parsed.valid:
@@ -379,6 +444,10 @@ class GroundingPipeline:
             if not (np.all(np.isfinite(e.position)) and np.isfinite(e.radius) and e.radius > 0):
                 raise ValueError(f"exclusion needs a finite position and radius > 0, got {e}")
         self._exclusions = list(exclusions)
+        self._pending.clear()  # the candidates change: an earlier question is void
+        for name, c in list(self._confirmed.items()):
+            if c.position is not None and self._excluded_point(*self._confirmation_poses(c)):
+                del self._confirmed[name]  # "not that one" about the instance the user had chosen
         if self._exclusions:
             for t in self._tracks:
                 last = t.last
@@ -406,29 +475,214 @@ class GroundingPipeline:
                 return True
         return False
 
+    def _proposal_poses(self, p: Proposal, frame: GroundingFrame) -> tuple[Pose | None, Pose | None]:
+        """(base-frame, camera-frame) centroid of a proposal (None where not known)."""
+        if p.centroid_camera is None:
+            return None, None
+        c = np.asarray(p.centroid_camera, float)
+        cam = Pose(tuple(c), (0.0, 0.0, 0.0, 1.0), 0.0, "camera")
+        base = None
+        if frame.camera_pose is not None:
+            T = pose_to_matrix(frame.camera_pose)
+            b = T[:3, :3] @ c + T[:3, 3]
+            base = Pose(tuple(b), (0.0, 0.0, 0.0, 1.0), 0.0, self.config.base_frame)
+        return base, cam
+
     def _excluded_proposals(self, props: list[Proposal], frame: GroundingFrame) -> set[int]:
         if not self._exclusions:
             return set()
-        T = pose_to_matrix(frame.camera_pose) if frame.camera_pose is not None else None
         out = set()
         for i, p in enumerate(props):
-            if p.centroid_camera is None:
-                continue
-            c = np.asarray(p.centroid_camera, float)
-            cam = Pose(tuple(c), (0.0, 0.0, 0.0, 1.0), 0.0, "camera")
-            base = None
-            if T is not None:
-                b = T[:3, :3] @ c + T[:3, 3]
-                base = Pose(tuple(b), (0.0, 0.0, 0.0, 1.0), 0.0, self.config.base_frame)
-            if self._excluded_point(base, cam):
+            base, cam = self._proposal_poses(p, frame)
+            if cam is not None and self._excluded_point(base, cam):
                 out.add(i)
         return out
 
     def clear(self) -> None:
-        """Forget the instruction, the tracks and the exclusions (a new episode / task)."""
+        """Forget the instruction, the tracks, the exclusions and the user's choices (a new episode / task)."""
         self._parsed = None
         self._tracks = []
         self._exclusions = []
+        self._confirmed.clear()
+        self._pending.clear()
+
+    # ---- the user's choice ---------------------------------------------------------------
+    @property
+    def confirmed(self) -> dict[str, Confirmation]:
+        """Objects whose instance the user chose or confirmed, by name."""
+        return dict(self._confirmed)
+
+    def pending_choice(self, name: str | None = None) -> int:
+        """How many candidates the last ambiguous answer about `name` (default: the first target)
+        offers to choose from (0: no question pending)."""
+        name = name or (self._tracks[0].name if self._tracks else "")
+        pending = self._pending.get(name)
+        return len(pending.proposals) if pending is not None else 0
+
+    def _confirmation_poses(self, c: Confirmation) -> tuple[Pose | None, Pose | None]:
+        if c.position is None:
+            return None, None
+        pose = Pose(tuple(c.position), (0.0, 0.0, 0.0, 1.0), 0.0, c.frame_id)
+        return (pose, None) if c.frame_id == self.config.base_frame else (None, pose)
+
+    def _confirm(self, name: str, p: Proposal | None, frame: GroundingFrame, reason: str) -> None:
+        base, cam = self._proposal_poses(p, frame) if p is not None else (None, None)
+        where = base or cam
+        self._confirmed[name] = Confirmation(tuple(float(v) for v in where.position) if where is not None else None,
+                                             where.frame_id if where is not None else "camera", CONFIRMED_RADIUS_M, reason)
+
+    def _confirmed_index(self, t: _Track, props: list[Proposal], frame: GroundingFrame, shape: tuple[int, int],
+                         c: Confirmation | None) -> int | None:
+        """The proposal that is the instance the user chose for `t` (confirmation `c`), or None."""
+        if c is None:
+            return None
+        if c.position is not None:
+            ref = np.asarray(c.position, float)
+            best, best_d = None, c.radius
+            for i, p in enumerate(props):
+                base, cam = self._proposal_poses(p, frame)
+                if c.frame_id == self.config.base_frame:
+                    if base is None:
+                        continue
+                    d = float(np.hypot(*(np.asarray(base.position[:2]) - ref[:2])))
+                elif cam is not None:
+                    d = float(np.linalg.norm(np.asarray(cam.position) - ref))
+                else:
+                    continue
+                if d <= best_d:
+                    best, best_d = i, d
+            if best is not None:
+                return best
+        if t.tracker.active and t.last is not None and t.last.status == "found" and t.last.mask.shape == shape:
+            return associate(t.last.mask, [p.mask for p in props], self.config.association_min_iou)
+        return None
+
+    def select(self, selector: str, index: int | None = None, box: tuple[float, float, float, float] | None = None,
+               name: str = "", text: str = "") -> SelectionOutcome:
+        """Apply the user's choice of candidate (`contracts.SelectionRequest`: selector, index, box)
+        to object `name` ("" = the first target).
+
+        Resolved spatially against the candidates of the object's last ambiguous answer: left /
+        right / middle by the image x of the box centre; nearest / farthest by the distance of
+        the candidate's 3D centroid to the camera (without depth: the largest / smallest box);
+        ordinal = rank from the left; index = position in the candidate list; box = the
+        candidate overlapping the clicked box most; only = the one candidate proposed. "current"
+        confirms the object found now. The chosen instance is segmented on the frame it was
+        seen in, tracked from there and marked user-confirmed (later detections keep it while it
+        stays where it was). A choice that does not fit changes nothing and says why.
+        """
+        if not self._tracks:
+            return SelectionOutcome(False, "no object is being grounded (no instruction with a personal object)")
+        t = next((t for t in self._tracks if t.name == name), None) if name else self._tracks[0]
+        if t is None:
+            return SelectionOutcome(False, f"'{name}' is not being grounded (targets: {self.target_names})")
+        said = f" ('{text[:60]}')" if text else ""
+        pending = self._pending.get(t.name)
+        if selector == "current":
+            last = t.last
+            if pending is None and last is not None and last.status == "found" and t.tracker.active:
+                reason = f"user confirmed the highlighted {t.category}{said}"
+                where = last.target.centroid_base or last.target.centroid_camera if last.target is not None else None
+                self._confirmed[t.name] = Confirmation(
+                    tuple(float(v) for v in where.position) if where is not None else None,
+                    where.frame_id if where is not None and where.frame_id == self.config.base_frame else "camera",
+                    CONFIRMED_RADIUS_M, reason)
+                return SelectionOutcome(True, reason, t.name, last)
+            if pending is None:
+                return SelectionOutcome(False, f"nothing to confirm: '{t.name}' is {last.status.replace('_', ' ') if last else 'not grounded yet'}")
+            if len(pending.proposals) != 1:
+                return SelectionOutcome(False, f"nothing is highlighted to confirm: {len(pending.proposals)} candidates; "
+                                        "say which one (left, right, ...)", t.name)
+            selector = "only"
+        if pending is None:
+            state = t.last.status.replace("_", " ") if t.last is not None else "not grounded yet"
+            return SelectionOutcome(False, f"no question pending about '{t.name}' (it is {state}): nothing to choose",
+                                    t.name)
+        n = len(pending.proposals)
+        boxes = [p.bbox for p in pending.proposals]
+        by_x = sorted(range(n), key=lambda i: 0.5 * (boxes[i][0] + boxes[i][2]))
+        chosen: int | None = None
+        why = ""
+        if selector in ("left", "right"):
+            chosen = by_x[0] if selector == "left" else by_x[-1]
+            if n < 2:
+                chosen, why = None, f"there is only one candidate: confirm it ('yes, that one') instead of '{selector}'"
+        elif selector == "middle":
+            if n % 2 == 1:
+                chosen = by_x[n // 2]
+            else:
+                why = f"there is no middle one among {n} candidates"
+        elif selector in ("nearest", "farthest"):
+            cams = [p.centroid_camera for p in pending.proposals]
+            if all(c is not None for c in cams):
+                key = [float(np.linalg.norm(np.asarray(c, float))) for c in cams]  # distance to the camera
+            else:  # no depth: the biggest box is the nearest
+                key = [-float((b[2] - b[0]) * (b[3] - b[1])) for b in boxes]
+            order = sorted(range(n), key=lambda i: key[i])
+            chosen = order[0] if selector == "nearest" else order[-1]
+            if n < 2:
+                chosen, why = None, f"there is only one candidate: confirm it ('yes, that one') instead of '{selector}'"
+        elif selector == "ordinal":
+            k = -1 if index is None else int(index)
+            if k == -1:
+                chosen = by_x[-1]
+            elif 0 <= k < n:
+                chosen = by_x[k]
+            else:
+                why = f"there are {n} candidates, no #{k + 1} from the left"
+        elif selector == "index":
+            if index is not None and 0 <= index < n:
+                chosen = int(index)
+            else:
+                why = f"candidate #{index} does not exist (the last answer listed #0..#{n - 1})"
+        elif selector == "box":
+            if box is None:
+                why = "no box given"
+            else:
+                ious = [_box_iou(box, b) for b in boxes]
+                k = int(np.argmax(ious))
+                if ious[k] > 0.1:
+                    chosen = k
+                else:
+                    why = f"the box {tuple(round(v) for v in box)} overlaps no candidate"
+        elif selector == "only":
+            if n == 1:
+                chosen = 0
+            else:
+                why = f"there are {n} candidates, not one: say which one (left, right, ...)"
+        else:
+            why = f"unknown selector {selector!r}"
+        if chosen is None:
+            return SelectionOutcome(False, why or "nothing chosen", t.name)
+        p = pending.proposals[chosen]
+        frame = pending.frame
+        rgb = check_rgb(frame.rgb)
+        depth = self._usable_depth(frame, rgb.shape[:2])
+        mask = self.segmenter.segment(rgb, depth, frame.intrinsics, p, pending.table_plane)
+        if not mask.any():
+            return SelectionOutcome(False, "the chosen candidate has an empty mask; choose again", t.name)
+        label = _choice_label(selector, index, n, chosen, by_x)
+        score = pending.scores[chosen]
+        reason = f"user chose {label} (candidate #{chosen}, score {score:.3f}){said}"
+        og = ObjectGrounding(t.name, t.category, t.color, "found", mask, mask_bbox(mask), score, [], None, reason,
+                             "user", 1.0)
+        t.tracker.init(rgb, mask)
+        t.last = og
+        t.confidence = 1.0
+        t.frames_since_detection = 0
+        t.anchor = None
+        self._confirm(t.name, p, frame, reason)
+        del self._pending[t.name]
+        return SelectionOutcome(True, reason, t.name, og, frame)
+
+    def _remember_question(self, og: ObjectGrounding, outcome: DetectionOutcome) -> None:
+        """Keep the candidates of an ambiguous answer (or of a lone candidate not accepted) to resolve a choice."""
+        asks = og.status == "ambiguous" or (og.status == "not_found" and len(og.proposals) == 1)
+        if asks and og.proposals and len(og.proposals) == len(og.candidates):
+            self._pending[og.name] = _PendingChoice(outcome.frame, list(og.proposals), [c.score for c in og.candidates],
+                                                    outcome.detections.table_plane)
+        else:
+            self._pending.pop(og.name, None)
 
     def reload_memory(self) -> None:
         """Forget cached reference embeddings (call after enrolling or removing objects)."""
@@ -556,6 +810,15 @@ class GroundingPipeline:
         shape = rgb.shape[:2]
         cands = [CandidateScore(p.bbox, float(s), int(v)) for p, s, v in zip(props, res.scores, res.votes, strict=True)]
         empty = np.zeros(shape, bool)
+        chosen = self._confirmed.get(t.name)  # (read once: the frame thread may replace it meanwhile)
+        j = self._confirmed_index(t, props, frame, shape, chosen)
+        if chosen is not None and j is not None and np.isfinite(res.scores[j]):  # not taken by another object
+            mask = self.segmenter.segment(rgb, depth, frame.intrinsics, props[j], detections.table_plane)
+            if mask.any():
+                taken.append(idx[j])
+                return ObjectGrounding(t.name, t.category, t.color, "found", mask, mask_bbox(mask), cands[j].score, cands,
+                                       None, f"{USER_CHOSEN}: {chosen.reason} (matcher: {res.status}, {res.reason})",
+                                       "detection", 1.0, proposals=[props[j]])
         if res.status == "found" and res.index is not None:
             p = props[res.index]
             mask = self.segmenter.segment(rgb, depth, frame.intrinsics, p, detections.table_plane)
@@ -583,9 +846,9 @@ class GroundingPipeline:
                             f"{res.reason}; kept the candidate tracked since the last confident detection",
                             "detection", 1.0)
             return ObjectGrounding(t.name, t.category, t.color, "ambiguous", empty, props[res.index].bbox,
-                                   res.best_score, cands, runner, res.reason)
+                                   res.best_score, cands, runner, res.reason, proposals=list(props))
         return ObjectGrounding(t.name, t.category, t.color, "not_found", empty, None, res.best_score, cands,
-                               reason=res.reason)
+                               reason=res.reason, proposals=list(props))
 
     def accept_detection(self, outcome: DetectionOutcome) -> None:
         """Adopt a detection: (re)start the trackers of found objects on the detection's frame."""
@@ -603,6 +866,11 @@ class GroundingPipeline:
                 continue
             t.last = og
             t.frames_since_detection = 0
+            self._remember_question(og, outcome)
+            chosen = self._confirmed.get(t.name)
+            if (chosen is not None and og.status == "found" and og.reason.startswith(USER_CHOSEN) and len(og.proposals) == 1
+                    and og.proposals[0].centroid_camera is not None):
+                self._confirm(t.name, og.proposals[0], outcome.frame, chosen.reason)  # it may have moved a little
             if og.status == "found":
                 t.tracker.init(rgb, og.mask)
                 t.confidence = 1.0
@@ -633,8 +901,10 @@ class GroundingPipeline:
                 og = ObjectGrounding(t.name, t.category, t.color, "not_found", np.zeros(shape, bool), None,
                                      reason="tracker lost the object; re-detecting", source="tracking")
             else:
+                chosen = self._confirmed.get(t.name)
                 og = ObjectGrounding(t.name, t.category, t.color, "found", state.mask, state.bbox, t.last.score, [],
-                                     None, "tracked", "tracking", state.confidence)
+                                     None, f"tracked; {chosen.reason}" if chosen is not None else "tracked", "tracking",
+                                     state.confidence)
             t.last = og
             out.append(og)
         return out
@@ -836,6 +1106,30 @@ class GroundingPipeline:
         except InvalidImage as exc:
             log.warning("ignoring the depth image: %s", exc)
             return None
+
+
+def _box_iou(a: tuple[float, ...] | BBox, b: tuple[float, ...] | BBox) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _choice_label(selector: str, index: int | None, n: int, chosen: int, by_x: list[int]) -> str:
+    """How to say which one was chosen ("the left one", "the 2nd from the left")."""
+    if selector in ("left", "right", "middle", "nearest", "farthest"):
+        return f"the {selector} one"
+    rank = by_x.index(chosen)
+    words = {2: ["left", "right"], 3: ["left", "middle", "right"]}.get(n)
+    where = f"the {words[rank]} one" if words else f"the {rank + 1}{ {0: 'st', 1: 'nd', 2: 'rd'}.get(rank, 'th')} from the left"
+    if selector == "only":
+        return "the only candidate"
+    if selector == "index":
+        return f"a click on {where}"
+    if selector == "box":
+        return f"a click on {where}"
+    return where
 
 
 def ground_iou(result: GroundingResult, truth: np.ndarray, name: str | None = None) -> float:

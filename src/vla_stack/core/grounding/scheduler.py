@@ -41,6 +41,18 @@ Rules (the node's behaviour since the threaded grounding node):
   `use_sim_time`), at once when (status, object) changes or the clock went back, and always on a
   frame that adopted a detection.
 - **Stop.** `stop()` joins the worker; afterwards nothing is adopted and `on_frame` returns None.
+- **The user's choice** (`select`, from `grounding/select`: "the left one") is resolved against
+  the candidates of the last adopted ambiguous answer (`GroundingPipeline.select`). Accepted: the
+  chosen instance is found, tracked and user-confirmed at once, a new generation starts (a
+  detection in flight answered the old question) and the status says "found" with the reason
+  "user chose ...". Refused (no question pending, index out of range, another generation): a log
+  line, the last status again with the reason "selection rejected: ...", nothing else changes.
+- **Online confirmation** (`online_confirmation`, off by default: a wrong confirmation would
+  drift the memory): a user's choice or confirmation, and a pick the planner reports done with
+  the object, add the instance's crop to the object's memory as a confirmed view; "not that one"
+  adds the excluded instance's crop as a negative. Each runs in the worker
+  (`PersonalObjectMemory.add_confirmed_view` / `add_negative_view`: bounded, rule re-derived,
+  bad crops refused), is logged, and reloads the memory.
 
 Threads: `on_frame`, `set_instruction`, `set_exclusions`, `reset` belong to one thread (the
 node's executor); `request_reload`, `enroll` and `stop` may be called from any thread. Jobs run
@@ -62,6 +74,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vla_stack.core.grounding.embedders import ObjectCrop, crop_object
 from vla_stack.core.grounding.imageops import InvalidImage
 from vla_stack.core.grounding.memory import PersonalObjectMemory
 from vla_stack.core.grounding.pipeline import (
@@ -178,7 +191,9 @@ class StatusReport:
         values: key/values of the status: status, reason, instruction, mode (detect/track),
             camera, object, score, candidates, runner_up_score, candidate_boxes (when ambiguous: "x0,y0,x1,y1:score;..."
             px in the colour image), target (x,y,z m), target_frame,
-            detection_ms, tracking_ms_p95, exclusions, rewritten (those that apply).
+            detection_ms, tracking_ms_p95, exclusions, rewritten, generation (of the answer: a
+            choice made on it names it), category, selection ("rejected: ..." after a refused
+            choice), confirmed (the user's choice being kept) (those that apply).
     """
 
     level: str
@@ -231,6 +246,7 @@ class _CameraState:
     last_candidates: str = ""  # match scores of every candidate at the last adopted detection
     last_runner_up: str = ""
     last_boxes: str = ""  # "x0,y0,x1,y1:score;..." of every candidate at the last adopted detection
+    asked: int = -1  # generation of the last adopted answer that asks the user which one (-1: none)
 
 
 class GroundingScheduler:
@@ -246,6 +262,7 @@ class GroundingScheduler:
         logger: object with info/warning/error(str) (an rclpy logger or Python logging).
         support_detector: depth-cluster detector of supports (default: `DepthClusterDetector`
             without a size prior).
+        online_confirmation: add confirmed views / negatives to the memory (see the module doc).
     """
 
     def __init__(
@@ -257,6 +274,7 @@ class GroundingScheduler:
         runner: JobRunner | None = None,
         logger: Any = None,
         support_detector: Detector | None = None,
+        online_confirmation: bool = False,
     ) -> None:
         if not pipelines:
             raise ValueError("GroundingScheduler needs at least one camera pipeline")
@@ -286,6 +304,12 @@ class GroundingScheduler:
         self._throttled: dict[str, float] = {}
         self.tracking_ms: deque[float] = deque(maxlen=200)  # tracking time of the last frames, ms
         self._runner: JobRunner = runner if runner is not None else ThreadRunner()
+        self.online_confirmation = bool(online_confirmation)
+        self._last_report: StatusReport | None = None
+        # online confirmation: the primary object's last sure view (name, crop, grasp point, frame_id)
+        self._last_view: tuple[str, ObjectCrop, np.ndarray | None, str] | None = None
+        self._pick: tuple[int, int, str] | None = None  # (plan_id, index, object) of the pick under way
+        self.memory_changes: list[str] = []  # online additions done (log lines), for tests and status
 
     # ------------------------------------------------------------------ state
     @property
@@ -324,6 +348,13 @@ class GroundingScheduler:
         that is already being grounded is ignored). Returns what to publish at once (the
         instruction passed through, a no_reference status)."""
         update = GroundingUpdate()
+        from vla_stack.core.planning.selection import parse_choice  # (the planner's reading of user text)
+
+        if self._instruction and parse_choice(text).kind != "none":
+            # "the left one" typed on task/instruction: the planner takes it as a choice; the task stays
+            self.log.info(f"{text[:80]!r} is a choice among candidates, not a task: still grounding "
+                          f"{self._instruction[:80]!r}")
+            return update
         if text == self._instruction and self.cameras[0].pipeline.target_names:
             # the same task again (a repeated publish, a late joiner): keep grounding, don't restart
             if self._throttle("duplicate instruction", 5.0):
@@ -339,6 +370,7 @@ class GroundingScheduler:
             cam.verdict = False
         self._instruction = text
         self._last_status = None
+        self._last_view = None
         if parsed is None or not parsed.valid:
             why = parsed.reason if parsed is not None else "no camera"
             self.log.warning(f"instruction rejected: {why}; grounding nothing")
@@ -359,11 +391,14 @@ class GroundingScheduler:
         Raises:
             ValueError: an exclusion without a finite position and a radius > 0.
         """
+        old = list(self.cameras[0].pipeline.exclusions)
         with self._lock:
             self._generation += 1
         for cam in self.cameras:
             cam.pipeline.set_exclusions(exclusions)
             cam.verdict = False
+        if self.online_confirmation:
+            self._negative_for(exclusions, old)
 
     def reset(self) -> None:
         """Forget the task (instruction, tracks, exclusions, place) and re-read the memory: a new episode."""
@@ -380,6 +415,8 @@ class GroundingScheduler:
         self._last_rewritten = None
         self._place_published = None
         self._last_status = None
+        self._last_view = None
+        self._pick = None
 
     def request_reload(self) -> None:
         """Re-read the personal-object memory on the next frame (any thread)."""
@@ -390,6 +427,134 @@ class GroundingScheduler:
         """Enrol a personal object from image files in the worker (checked and self-calibrated, with
         `not_mine` photos of look-alikes as negatives), then reload the memory (any thread)."""
         self._runner.submit(partial(self._enroll, name, category, images, aliases, overwrite, list(not_mine or [])))
+
+    def select(self, selector: str, index: int | None = None, box: tuple[float, float, float, float] | None = None,
+               name: str = "", generation: int = 0, text: str = "", now: float = 0.0) -> GroundingUpdate:
+        """The user's choice of candidate (`contracts.SelectionRequest`, see the module doc). Returns
+        what to publish: the status (found, or the last one with "selection rejected: ...")."""
+        update = GroundingUpdate()
+        cam = self.cameras[0]
+        with self._lock:
+            current = self._generation
+        said = f" ('{text[:60]}')" if text else ""
+        if generation and generation != current and selector != "current":
+            why = (f"stale: it answers grounding's question of generation {generation}, grounding is at generation "
+                   f"{current} now (the task, the exclusions or the scene changed); ask again")
+            return self._refuse(why, said, now)
+        if selector != "current" and cam.asked != current:
+            why = "no question pending: grounding is not asking which one"
+            if cam.pipeline.pending_choice(name or None) and cam.asked >= 0:
+                why = f"stale: the question was asked in generation {cam.asked}, grounding is at {current} now"
+            return self._refuse(why, said, now)
+        outcome = cam.pipeline.select(selector, index, box, name, text)
+        if not outcome.accepted:
+            return self._refuse(outcome.reason, "", now)
+        with self._lock:
+            self._generation += 1  # a detection in flight answered the question the user just settled
+            self._support = (self._generation, self._support[1]) if self._support is not None else None
+            for c in self.cameras:
+                c.done = None
+        cam.asked = -1
+        cam.verdict = True
+        og = outcome.grounding
+        self.log.info(f"selection: {outcome.reason}; '{outcome.name}' found and tracked as user-confirmed")
+        values: dict[str, Any] = {"mode": "select", "camera": cam.name, "object": outcome.name,
+                                  "score": f"{og.score:.4f}" if og is not None else "", "selection": "accepted",
+                                  "confirmed": outcome.reason, "generation": self.generation,
+                                  "exclusions": len(cam.pipeline.exclusions)}
+        update.status = self._status("found", outcome.reason, values, now, force=True, level="OK")
+        if og is not None:
+            frame = outcome.crop_frame
+            crop = self._crop(frame.rgb if frame is not None else None, og.mask)
+            if crop is None and self._last_view is not None and self._last_view[0] == outcome.name:
+                crop = self._last_view[1]  # "yes, that one": the last sure view of the object found now
+            conf = cam.pipeline.confirmed.get(outcome.name)
+            if crop is not None:
+                where = np.asarray(conf.position, float) if conf is not None and conf.position is not None else None
+                self._last_view = (outcome.name, crop, where, conf.frame_id if where is not None else "")
+                if self.online_confirmation:
+                    self._add_view(outcome.name, crop, outcome.reason)
+        return update
+
+    def _refuse(self, why: str, said: str, now: float) -> GroundingUpdate:
+        self.log.warning(f"selection rejected{said}: {why}; nothing changed")
+        update = GroundingUpdate()
+        last = self._last_report
+        status = last.status if last is not None else "not_found"
+        values = dict(last.values) if last is not None else {}
+        values["selection"] = f"rejected: {why}"
+        reason = f"selection rejected: {why}; " + (last.reason if last is not None else "")
+        values["reason"] = reason
+        update.status = StatusReport(last.level if last is not None else "WARN", status, reason, values)
+        return update
+
+    def on_subtask(self, skill: str, status: str, plan_id: int, index: int, obj: str = "") -> None:
+        """The planner's current subtask (`planner/subtask`): a pick of plan P at index i followed by a
+        later step of the same plan means the pick is done (the object is held); with
+        `online_confirmation` its last sure view is added to the memory."""
+        if skill == "pick" and status in ("active", "waiting", "paused", "pending"):
+            self._pick = (plan_id, index, obj)
+            return
+        pick, self._pick = self._pick, None
+        if status in ("failed", "cancelled") or pick is None:
+            return
+        done = (skill == "pick" and status == "done") or (plan_id == pick[0] and index > pick[1])
+        if done and self.online_confirmation:
+            view = self._last_view
+            if view is None or view[0] not in self.target_names:
+                self.log.info("pick done, but no sure view of the object to add to its memory")
+                return
+            self._add_view(view[0], view[1], f"successful pick of the {pick[2] or view[0]}")
+
+    def _crop(self, rgb: np.ndarray | None, mask: np.ndarray | None) -> ObjectCrop | None:
+        if rgb is None or mask is None or not mask.any():
+            return None
+        try:
+            return crop_object(rgb, mask)
+        except InvalidImage:
+            return None
+
+    def _add_view(self, name: str, crop: ObjectCrop, why: str) -> None:
+        self._runner.submit(partial(self._memory_job, "view", name, crop, why))
+
+    def _negative_for(self, exclusions: list[Exclusion], old: list[Exclusion]) -> None:
+        """Online: a new exclusion at the primary object's last sure view is a wrong pick: a negative."""
+        view = self._last_view
+        if view is None or view[2] is None:
+            return
+        name, crop, point, frame_id = view
+        for e in exclusions:
+            if e in old or e.frame_id != frame_id:
+                continue
+            p = np.asarray(e.position, float)
+            d = float(np.hypot(*(point[:2] - p[:2]))) if frame_id == self.base_frame else float(np.linalg.norm(point - p))
+            if d <= e.radius:
+                self._runner.submit(partial(self._memory_job, "negative", name, crop, "user: not that one"))
+                self._last_view = None
+                return
+
+    def _memory_job(self, kind: str, name: str, crop: ObjectCrop, why: str) -> None:
+        """Worker: add a confirmed view / a negative to the memory, then reload it on the next frame."""
+        primary = self.cameras[0].pipeline
+        try:
+            memory = PersonalObjectMemory(primary.memory.root)
+            if kind == "view":
+                obj = memory.add_confirmed_view(name, crop, primary.embedder, top_k=primary.config.matching.top_k,
+                                                source=why)
+            else:
+                obj = memory.add_negative_view(name, crop, primary.embedder, top_k=primary.config.matching.top_k,
+                                               source=why)
+        except (ValueError, KeyError, OSError) as exc:
+            self.log.warning(f"online confirmation: {kind} of '{name}' not added ({why}): {exc}; the memory is unchanged")
+            return
+        rule = obj.rule
+        what = "confirmed view" if kind == "view" else "negative"
+        line = (f"online confirmation: added a {what} to '{name}' ({why}); now {len(obj.crops)} views "
+                f"({obj.online_views} online), {len(obj.negatives)} negatives"
+                + (f"; rule re-derived: floor {rule.accept_threshold:.3f}, margin {rule.margin:.3f}" if rule else ""))
+        self.memory_changes.append(line)
+        self.log.info(line)
+        self._reload.set()
 
     # ------------------------------------------------------------------ frames
     def on_frame(self, camera: int, frame: GroundingFrame, now: float) -> GroundingUpdate | None:
@@ -430,6 +595,13 @@ class GroundingScheduler:
             cam.last_runner_up = f"{first.runner_up.score:.4f}" if first and first.runner_up else ""
             cam.last_boxes = (";".join(f"{c.bbox[0]},{c.bbox[1]},{c.bbox[2]},{c.bbox[3]}:{c.score:.4f}"
                                        for c in first.candidates) if first else "")
+            cam.asked = generation if first is not None and pipe.pending_choice(first.name) else -1
+            if camera == 0 and first is not None and first.status == "found" and first.source == "detection":
+                crop = self._crop(outcome.frame.rgb, first.mask)
+                tgt = first.target.grasp_base or first.target.grasp_camera if first.target is not None else None
+                if crop is not None:
+                    self._last_view = (first.name, crop, np.asarray(tgt.position, float) if tgt is not None else None,
+                                       tgt.frame_id if tgt is not None else "")
         t0 = time.perf_counter()  # tracking latency: compute time, wall clock
         objects = pipe.track(frame)
         tracking_s = time.perf_counter() - t0
@@ -531,8 +703,12 @@ class GroundingScheduler:
             values["candidates"] = cam.last_candidates  # every proposal's score at the last detection
             if cam.last_runner_up:
                 values["runner_up_score"] = cam.last_runner_up
-            if result.status == "ambiguous" and cam.last_boxes:
+            values["category"] = primary.category
+            if (result.status == "ambiguous" or cam.asked >= 0) and cam.last_boxes:
                 values["candidate_boxes"] = cam.last_boxes  # which ones to ask the user about (none is highlighted)
+            chosen = cam.pipeline.confirmed.get(primary.name)
+            if chosen is not None:
+                values["confirmed"] = chosen.reason
             if primary.target is not None:
                 g = primary.target.grasp_base or primary.target.grasp_camera
                 values["target"] = ",".join(f"{v:.4f}" for v in g.position)
@@ -542,6 +718,7 @@ class GroundingScheduler:
             values["tracking_ms_p95"] = f"{np.percentile(self.tracking_ms, 95):.1f}"
         values["exclusions"] = len(cam.pipeline.exclusions)
         values["rewritten"] = result.rewritten_instruction
+        values["generation"] = self.generation
         level = "OK" if result.status == "found" else "WARN"
         update.status = self._status(result.status, result.reason, values, now, force=False, level=level)
 
@@ -588,7 +765,8 @@ class GroundingScheduler:
                 self.log.warning(f"grounding: {status}: {reason[:200]}")
         self._last_status, self._last_status_time = key, now
         vals = {"status": status, "reason": reason, "instruction": self._instruction, **values}
-        return StatusReport(level, status, reason, vals)
+        self._last_report = StatusReport(level, status, reason, vals)
+        return self._last_report
 
     def _throttle(self, key: str, period: float) -> bool:
         """True when the log line `key` may go out again (at most once per `period` s of wall time)."""

@@ -26,6 +26,16 @@ object back first if it is already held), "put it back" (return the last moved o
 where it was picked). Any other text is a new instruction that replaces the current task once
 its plan is ready (a rejected replacement leaves the current task running).
 
+Choosing among candidates (`core.planning.selection`): while grounding asks which instance is
+"mine" (status "ambiguous" with its candidates, or a lone candidate it would not accept), the
+status message asks ("I can't tell which cup is yours: 2 candidates, left 0.91, right 0.90 —
+which one?") and feedback such as "the left one", "the second one", "the nearest cup", "yes,
+that one" or a click (`{"select": 1}`) becomes a `SelectionRequest` for grounding
+(`selection_request()`, published when `selection_version` changes); the pick resumes once
+grounding answers "found". "yes, that one" while grounding has found the object confirms it. A
+choice that fits nothing ("the purple one", "the left one" with nothing asked) is reported
+with the reason and changes nothing.
+
 Memory: the last completed subtasks and tasks (bounded by count and age). A repeated
 instruction whose plan equals a recently completed task is not redone, unless grounding now
 sees the object more than `moved_tolerance` away from where the task left it.
@@ -45,9 +55,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vla_stack.core.contracts import ExclusionRequest
+from vla_stack.core.contracts import ExclusionRequest, SelectionRequest
 from vla_stack.core.planning.backends.base import PlannerBackend, PlanningState, PlanRequest, PlanResult
 from vla_stack.core.planning.monitor import MonitorConfig, SubtaskMonitor, WorldModel
+from vla_stack.core.planning.selection import Choice, GroundingChoice, check_choice, parse_choice
 from vla_stack.core.planning.skills import Subtask, plan_summary
 from vla_stack.core.planning.text import (
     Interjection,
@@ -203,6 +214,10 @@ class TaskPlanner:
         self._held_object: str | None = None
         self._image: np.ndarray | None = None
         self._frame_id = ""
+        self.choice: GroundingChoice | None = None  # what grounding asks the user to choose from
+        self._asked: tuple[int, tuple] | None = None  # (generation, boxes) of the question last logged
+        self.selection: SelectionRequest | None = None
+        self.selection_version = 0
 
     # ================================================================== inputs
     def on_instruction(self, text: object) -> bool:
@@ -211,7 +226,7 @@ class TaskPlanner:
         Returns True when it was accepted for planning (garbage is reported and returns False).
         """
         with self._lock:
-            if isinstance(text, str) and classify_interjection(text) is not None:
+            if isinstance(text, str) and (classify_interjection(text) is not None or parse_choice(text).kind != "none"):
                 return self.on_feedback(text)
             reason = check_instruction_text(text)
             if reason is not None:
@@ -232,6 +247,9 @@ class TaskPlanner:
                 assert isinstance(text, str)
                 self._interject(kind, text.strip())
                 return True
+            choice = parse_choice(text)
+            if choice.kind != "none":
+                return self._choose(choice)
             reason = check_instruction_text(text)
             if reason is not None:
                 self._reject_text(text, f"feedback not understood ({reason})")
@@ -257,14 +275,21 @@ class TaskPlanner:
                 else:
                     self._queue_job("new", text.strip())
 
-    def on_grounding_status(self, status: str, reason: str = "") -> None:
-        """Grounding outcome; "no_reference" (nothing personal to ground) ends the wait at once."""
+    def on_grounding_status(self, status: str, reason: str = "", choice: GroundingChoice | None = None) -> None:
+        """Grounding outcome; "no_reference" (nothing personal to ground) ends the wait at once.
+        `choice`: the candidates grounding asks the user to choose from (`selection.grounding_choice_from_report`)."""
         with self._lock:
             now = self.clock()
             problem = self.world.update_grounding_status(status, now, reason)
             if problem is not None:
                 self.log.warning(f"planner: {problem}; ignored")
                 return
+            self.choice = choice if status in ("ambiguous", "not_found") else None
+            if choice is not None and self.choice is not None and self._task_running():
+                key = (choice.generation, choice.boxes)
+                if key != self._asked:
+                    self._asked = key
+                    self._event("WARN", self.choice.question(self._object_word()))
             if self.state == "grounding" and status == "no_reference" and now >= self._pending_time - 0.5:
                 self._queue_job("new", self._pending_instruction)
 
@@ -404,6 +429,11 @@ class TaskPlanner:
                 return None
             return (self.planning_text or self.instruction, s)
 
+    def selection_request(self) -> SelectionRequest | None:
+        """The user's last choice of candidate for grounding (publish when `selection_version` changes)."""
+        with self._lock:
+            return self.selection
+
     def exclusion_request(self) -> ExclusionRequest:
         """The current exclusion set for grounding (publish when `exclusion_version` changes)."""
         with self._lock:
@@ -434,8 +464,16 @@ class TaskPlanner:
                 message = ev.message
                 if _LEVELS[ev.level] > _LEVELS[level]:
                     level = ev.level
+            question = ""
+            if self.choice is not None and self.world.grounding.status in ("ambiguous", "not_found") and self._task_running():
+                question = self.choice.question(self._object_word())
+                if ev is None or now - ev.time > self.config.event_hold or ev.level == "OK" or ev.message == question:
+                    message = question
+                level = "WARN" if level == "OK" else level
             result = self.last_result
             values: dict[str, Any] = {
+                "question": question,
+                "selections": self.selection_version,
                 "state": self.state,
                 "paused": self.paused,
                 "summary": summary,
@@ -755,6 +793,50 @@ class TaskPlanner:
             self._not_that_one(text, now)
         elif kind == "put_back":
             self._put_back(text, now)
+
+    def _object_word(self) -> str:
+        """The object noun of the task ("cup") for questions; "" = grounding's category word."""
+        for s in self.plan:
+            if s.skill == "pick" and s.arguments.get("object"):
+                return str(s.arguments["object"]).split()[-1]
+        return ""
+
+    def _choose(self, choice: Choice) -> bool:
+        """The user chose a candidate (see the module doc): a `SelectionRequest` for grounding, or
+        an event saying why nothing changes. True when a request was made."""
+        text = choice.text.strip()
+        shown = _quote(text)
+        if not choice.understood:
+            self._event("WARN", f"{shown}: not understood ({choice.reason}); nothing changed")
+            return False
+        asked = self.choice
+        selector = choice.selector
+        g = self.world.grounding
+        if asked is None:
+            if choice.confirm and g.status == "found" and self._task_running():
+                selector = "current"
+            else:
+                state = g.status.replace("_", " ") if g.status else "no answer yet"
+                self._event("WARN", f"{shown}: nothing to choose: grounding is not asking which one (grounding: {state}); "
+                            "nothing changed")
+                return False
+        else:
+            if choice.confirm and asked.count != 1:
+                self._event("WARN", f"{shown}: which one? {asked.question(self._object_word())}")
+                return False
+            problem = check_choice(choice, asked.count)
+            if problem is not None:
+                self._event("WARN", f"{shown}: {problem}; nothing changed")
+                return False
+        now = self.clock()
+        self.selection = SelectionRequest(
+            selector, choice.index, choice.box, asked.object if asked is not None else "",
+            asked.generation if asked is not None else 0, now, "user", text[:200], self.planning_text or self.instruction)
+        self.selection_version += 1
+        what = (f"confirming the {g.status.replace('_', ' ')} object" if selector == "current"
+                else f"choosing {self.selection.describe()} among {asked.count if asked else 0} candidate(s)")
+        self._event("OK", f"{shown}: {what}; asked grounding to take it")
+        return True
 
     def _not_that_one(self, text: str, now: float) -> None:
         picks = [i for i, s in enumerate(self.plan[: self.index + 1]) if s.skill == "pick"]
